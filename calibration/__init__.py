@@ -1,0 +1,1 @@
+"""Shipped calibration data, installed as ``netcut.calibration``."""

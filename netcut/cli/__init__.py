@@ -1,0 +1,1 @@
+"""The `netcut` command-line interface."""

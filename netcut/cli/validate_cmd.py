@@ -1,0 +1,1 @@
+"""`netcut validate`: registered in validate_cmd.py once validation exists."""

@@ -1,0 +1,69 @@
+"""Pricing a LayerTable on a hardware profile: roofline rows, scheduled in time."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+from ..dtypes import normalize_dtype
+from ..errors import InvalidInputError
+from ..hardware import load_hardware
+from ..tracing import LayerTable, parse_input_shape, trace
+from .estimate import Estimate
+from .roofline import RowCosts, price_rows
+from .timeline import Schedule, schedule
+
+__all__ = ["Estimate", "RowCosts", "Schedule", "estimate_table", "predict"]
+
+
+def estimate_table(table: LayerTable, hardware, mode: str | None = None) -> Estimate:
+    """Price an already traced table (at its batch and dtype) on ``hardware``."""
+    profile = load_hardware(hardware) if not hasattr(hardware, "overhead") else hardware
+    mode = mode or profile.default_mode
+    costs = price_rows(table, profile, mode)
+    asynchronous = profile.kind == "gpu" and mode == "eager"
+    est = Estimate(
+        table=table,
+        hardware=profile.name,
+        kind=profile.kind,
+        mode=mode,
+        costs=costs,
+        sched=schedule(costs, asynchronous),
+        profile_calibrated=profile.calibration is not None,
+    )
+    unsupported = table.unsupported()
+    if unsupported:
+        listed = ", ".join(f"{k} x{v}" for k, v in sorted(unsupported.items()))
+        est.warnings.append(f"priced as plain copies (no cost formula): {listed}")
+    return est
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_trace(spec: str, shape: tuple[int, ...]) -> LayerTable:
+    return trace(spec, shape)
+
+
+def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str | None = None,
+            batch: int | None = None) -> Estimate:
+    """Predict the latency of ``model`` on ``hardware``.
+
+    ``model``: an ``nn.Module`` or a spec (``"resnet50"``, ``"torchvision:resnet50"``,
+    ``"package.module:factory"``). ``input_shape``: per sample (``(3, 224, 224)``
+    or ``"3x224x224"``), or with a leading batch dimension when ``batch`` is not
+    given. ``mode``: ``eager``, ``graph`` or ``fused``; None = the profile's default.
+    """
+    if isinstance(input_shape, (tuple, list)) and len(input_shape) == 4 and batch is None:
+        batch, input_shape = input_shape[0], tuple(input_shape[1:])
+    batch = 1 if batch is None else batch
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise InvalidInputError(f"batch must be a positive integer, got {batch!r}")
+    shape = parse_input_shape(input_shape, model)
+    dtype = normalize_dtype(dtype)
+    if isinstance(model, str):
+        table = _cached_trace(model, shape)
+    else:
+        table = trace(model, shape)
+    est = estimate_table(table.at(batch=batch, dtype=dtype), hardware, mode)
+    for message in est.warnings:
+        warnings.warn(f"{table.model_name}: {message}", stacklevel=2)
+    return est

@@ -1,0 +1,250 @@
+"""The typed, validated form of a hardware YAML profile (schema version 1).
+
+A profile describes one device well enough to price every row of a LayerTable:
+peak compute per unit and dtype, memory bandwidth, the fraction of peak each op
+class reaches, and the fixed costs of each execution mode. ``docs/hardware-schema.md``
+explains every field; ``sources`` must cite where every number came from.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..dtypes import DTYPE_BYTES
+from ..opclasses import OP_CLASSES
+
+SCHEMA_VERSION = 1
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+DtypeName = Literal["float32", "float16", "bfloat16", "int8"]
+OpClassOrDefault = Literal[OP_CLASSES + ("default",)]  # type: ignore[valid-type]
+ModeName = Literal["eager", "graph", "fused"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Efficiency(_Strict):
+    """Fraction of peak reached, per op class; ``default`` covers unlisted classes."""
+
+    compute: dict[OpClassOrDefault, Fraction]
+    memory: dict[OpClassOrDefault, Fraction]
+
+    @field_validator("compute", "memory")
+    @classmethod
+    def _needs_default(cls, value: dict) -> dict:
+        if "default" not in value:
+            raise ValueError("needs a 'default' entry (used for every op class not listed)")
+        return value
+
+
+class ModeOverhead(_Strict):
+    """Fixed costs of one execution mode, in microseconds.
+
+    ``dispatch_us``: host time to issue one op (Python + framework + driver), per op
+    class; ops that launch no kernel (views) are priced with the ``view`` entry.
+    ``kernel_us``: device-side fixed time of every kernel (launch latency, tail).
+    ``launch_us``: once per forward pass (a CUDA-graph replay, a runtime call).
+    """
+
+    dispatch_us: dict[OpClassOrDefault, NonNegative]
+    kernel_us: NonNegative = 0.0
+    launch_us: NonNegative = 0.0
+
+    @field_validator("dispatch_us")
+    @classmethod
+    def _needs_default(cls, value: dict) -> dict:
+        if "default" not in value:
+            raise ValueError("needs a 'default' entry (used for every op class not listed)")
+        return value
+
+
+class Memory(_Strict):
+    bandwidth_gbs: Positive = Field(description="peak DRAM bandwidth, GB/s (10^9 bytes)")
+    capacity_gb: Positive | None = None
+    l2_cache_mib: Positive | None = Field(None, description="GPU: whole L2; CPU: per core")
+    l3_cache_mib: Positive | None = None
+    bandwidth_gbs_per_core: Positive | None = Field(
+        None, description="CPU only: bandwidth one core can draw (caps scaling with threads)"
+    )
+
+
+class _ComputeBase(_Strict):
+    use_unit: dict[OpClassOrDefault, dict[DtypeName, str]] = Field(
+        default_factory=dict,
+        description="which unit runs an op class at a dtype; unlisted -> default_unit",
+    )
+    default_unit: str
+
+    def _check_units(self, units: dict[str, dict[str, float]]) -> None:
+        if self.default_unit not in units:
+            raise ValueError(
+                f"default_unit {self.default_unit!r} is not one of the units {sorted(units)}"
+            )
+        for op_class, per_dtype in self.use_unit.items():
+            for dtype, unit in per_dtype.items():
+                if unit not in units:
+                    raise ValueError(
+                        f"use_unit.{op_class}.{dtype} names unit {unit!r}; "
+                        f"defined units: {sorted(units)}"
+                    )
+
+
+class GpuCompute(_ComputeBase):
+    sms: Annotated[int, Field(gt=0)]
+    clock_mhz: dict[Literal["base", "boost"], Positive] = Field(default_factory=dict)
+    peak_tflops: dict[str, dict[DtypeName, Positive]] = Field(
+        description="dense peak, TFLOP/s for the whole device, per unit and dtype"
+    )
+
+    @model_validator(mode="after")
+    def _units(self) -> "GpuCompute":
+        self._check_units(self.peak_tflops)
+        return self
+
+
+class CpuCompute(_ComputeBase):
+    cores: Annotated[int, Field(gt=0)] = Field(description="cores (vCPUs) used by default")
+    max_cores: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="cores the device has; a thread override may not exceed it"
+    )
+    clock_ghz: dict[Literal["base", "boost"], Positive] = Field(default_factory=dict)
+    isa: list[str] = Field(default_factory=list, description="e.g. avx2, avx512, amx, neon")
+    peak_gflops_per_core: dict[str, dict[DtypeName, Positive]] = Field(
+        description="dense peak of ONE core, GFLOP/s, per unit and dtype"
+    )
+    thread_efficiency: Fraction = Field(
+        0.85, description="parallel efficiency of a multi-threaded op (1 = linear scaling)"
+    )
+
+    @model_validator(mode="after")
+    def _units(self) -> "CpuCompute":
+        self._check_units(self.peak_gflops_per_core)
+        if self.max_cores is not None and self.cores > self.max_cores:
+            raise ValueError(f"cores={self.cores} exceeds max_cores={self.max_cores}")
+        return self
+
+
+class _ProfileBase(_Strict):
+    schema_version: Literal[1]
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    description: str
+    vendor: str | None = None
+    default_mode: ModeName = "eager"
+    memory: Memory
+    efficiency: Efficiency
+    overhead: dict[ModeName, ModeOverhead]
+    host: str | None = Field(None, description="the host CPU that dispatches ops")
+    sources: dict[str, str] = Field(description="field path (prefix) -> where the number came from")
+    calibration: dict | None = Field(
+        None, description="written by netcut calibrate: fitted from what, with which error"
+    )
+
+    @model_validator(mode="after")
+    def _modes_and_sources(self) -> "_ProfileBase":
+        if self.default_mode not in self.overhead:
+            raise ValueError(
+                f"default_mode {self.default_mode!r} has no entry under overhead "
+                f"(present: {sorted(self.overhead)})"
+            )
+        missing = [p for p in numeric_paths(self) if not _has_source(p, self.sources)]
+        if missing:
+            raise ValueError(
+                "every number needs a source; no 'sources' entry covers: " + ", ".join(missing)
+            )
+        return self
+
+    def peak_flops(self, op_class: str, dtype: str) -> float:
+        """Peak FLOP/s available to ``op_class`` at ``dtype`` (before efficiency)."""
+        raise NotImplementedError
+
+    def bandwidth_bytes_per_s(self) -> float:
+        raise NotImplementedError
+
+    def unit_for(self, op_class: str, dtype: str) -> str:
+        per_dtype = self.compute.use_unit.get(op_class) or self.compute.use_unit.get("default") or {}
+        return per_dtype.get(dtype, self.compute.default_unit)
+
+
+class GpuProfile(_ProfileBase):
+    kind: Literal["gpu"]
+    compute: GpuCompute
+
+    def peak_flops(self, op_class: str, dtype: str) -> float:
+        unit = self.unit_for(op_class, dtype)
+        table = self.compute.peak_tflops[unit]
+        if dtype not in table:
+            raise KeyError(f"unit {unit!r} lists no peak for {dtype}")
+        return table[dtype] * 1e12
+
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.memory.bandwidth_gbs * 1e9
+
+    def dtypes(self) -> list[str]:
+        return sorted({d for t in self.compute.peak_tflops.values() for d in t})
+
+
+class CpuProfile(_ProfileBase):
+    kind: Literal["cpu"]
+    compute: CpuCompute
+
+    def peak_flops(self, op_class: str, dtype: str) -> float:
+        unit = self.unit_for(op_class, dtype)
+        table = self.compute.peak_gflops_per_core[unit]
+        if dtype not in table:
+            raise KeyError(f"unit {unit!r} lists no peak for {dtype}")
+        return table[dtype] * 1e9 * self.effective_cores()
+
+    def effective_cores(self) -> float:
+        """Cores' worth of throughput from ``cores`` threads (Amdahl-like discount)."""
+        n = self.compute.cores
+        return 1.0 + (n - 1) * self.compute.thread_efficiency
+
+    def bandwidth_bytes_per_s(self) -> float:
+        total = self.memory.bandwidth_gbs
+        per_core = self.memory.bandwidth_gbs_per_core
+        if per_core is not None:
+            total = min(total, per_core * self.compute.cores)
+        return total * 1e9
+
+    def dtypes(self) -> list[str]:
+        return sorted({d for t in self.compute.peak_gflops_per_core.values() for d in t})
+
+
+HardwareProfile = Annotated[Union[GpuProfile, CpuProfile], Field(discriminator="kind")]
+
+
+def numeric_paths(model: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of every number in a profile (what ``sources`` must cover)."""
+    out: list[str] = []
+    skip = {"schema_version", "sources", "calibration"}
+    for name in type(model).model_fields:
+        if name in skip:
+            continue
+        _collect(getattr(model, name), f"{prefix}{name}", out)
+    return out
+
+
+def _collect(value: object, path: str, out: list[str]) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, float)):
+        out.append(path)
+    elif isinstance(value, BaseModel):
+        out.extend(numeric_paths(value, path + "."))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _collect(item, f"{path}.{key}", out)
+
+
+def _has_source(path: str, sources: dict[str, str]) -> bool:
+    parts = path.split(".")
+    return any(".".join(parts[:i]) in sources for i in range(1, len(parts) + 1))
+
+
+ALLOWED_DTYPES = tuple(DTYPE_BYTES)

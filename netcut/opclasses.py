@@ -1,0 +1,31 @@
+"""The op classes a hardware profile gives efficiencies and overheads for.
+
+Every row of a LayerTable belongs to exactly one class. Classes group ops whose
+achieved fraction of peak is similar on real hardware (a depthwise conv reaches a
+far smaller share of a GPU's peak than a dense one), so a profile needs one number
+per class rather than one per op.
+"""
+
+from __future__ import annotations
+
+OP_CLASSES: tuple[str, ...] = (
+    "conv",            # dense convolution (groups == 1)
+    "conv_grouped",    # 1 < groups < in_channels (ResNeXt, RegNet, ShuffleNet)
+    "conv_depthwise",  # groups == in_channels (MobileNet, EfficientNet)
+    "matmul",          # linear, matmul, bmm, einsum
+    "attention",       # fused scaled-dot-product attention
+    "norm",            # batch/layer/group norm
+    "elementwise",     # activations, add, mul, ...
+    "pool",            # max/avg/adaptive pooling
+    "reduction",       # mean, sum over an axis
+    "softmax",
+    "data_movement",   # cat, permute+contiguous, roll, pad: pure copies
+    "view",            # reshape/flatten/getitem/identity: no kernel, only host work
+)
+
+#: classes whose FLOPs are multiply-adds on a matrix unit (the cross-checked FLOPs)
+MATRIX_CLASSES: frozenset[str] = frozenset(
+    {"conv", "conv_grouped", "conv_depthwise", "matmul", "attention"}
+)
+
+OP_CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_CLASSES)}
