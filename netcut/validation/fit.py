@@ -1,0 +1,106 @@
+"""Fit a GPU profile's free parameters to measured rows (simple least squares).
+
+Two stages, because the two regimes constrain different parameters:
+
+1. *device* — CUDA-graph rows have no host dispatch, so they pin down the
+   per-class compute efficiencies, memory efficiency and per-kernel time;
+2. *host* — eager rows then pin down the per-class dispatch time (and the eager
+   per-kernel time), with the device parameters held fixed.
+
+Residuals are log(predicted / measured) with a soft-L1 loss, so every row counts
+by its relative error and a few outliers do not dominate. The general
+calibration workflow (``netcut calibrate``, with intervals) builds on this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ..measurements import Row
+from .predictor import RowPredictor
+
+CONV_CLASSES = ("conv", "conv_grouped", "conv_depthwise")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    lower: float
+    upper: float
+    start: float
+
+
+DEVICE_PARAMS = (
+    Param("efficiency.compute.conv", 0.02, 1.0, 0.5),
+    Param("efficiency.compute.conv_grouped", 0.005, 1.0, 0.2),
+    Param("efficiency.compute.conv_depthwise", 0.001, 1.0, 0.1),
+    Param("efficiency.compute.matmul", 0.02, 1.0, 0.6),
+    Param("efficiency.memory.default", 0.05, 1.0, 0.7),
+    Param("overhead.graph.kernel_us", 0.1, 50.0, 2.0),
+    Param("overhead.graph.launch_us", 0.1, 200.0, 10.0),
+)
+HOST_PARAMS = (
+    Param("overhead.eager.dispatch_us.conv", 1.0, 200.0, 25.0),
+    Param("overhead.eager.dispatch_us.norm", 1.0, 200.0, 25.0),
+    Param("overhead.eager.dispatch_us.elementwise", 1.0, 200.0, 15.0),
+    Param("overhead.eager.dispatch_us.pool", 1.0, 200.0, 15.0),
+    Param("overhead.eager.dispatch_us.view", 0.1, 100.0, 5.0),
+    Param("overhead.eager.dispatch_us.default", 1.0, 200.0, 20.0),
+    Param("overhead.eager.kernel_us", 0.1, 50.0, 3.0),
+    Param("overhead.eager.launch_us", 0.1, 500.0, 10.0),
+)
+
+
+def apply(profile, values: dict[str, float]):
+    """A copy of ``profile`` with dotted-path fields set (no re-validation: fast)."""
+    data = profile.model_dump()
+    for path, value in values.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = float(value)
+        if path.startswith("overhead.eager.dispatch_us.conv"):
+            for cls in CONV_CLASSES[1:]:
+                node[cls] = float(value)
+    return type(profile).model_construct(**_rebuild(profile, data))
+
+
+def _rebuild(profile, data: dict) -> dict:
+    """Nested dicts back into the profile's sub-models (model_construct skips checks)."""
+    from ..hardware.schema import Efficiency, Memory, ModeOverhead
+
+    out = dict(data)
+    out["efficiency"] = Efficiency.model_construct(**data["efficiency"])
+    out["overhead"] = {m: ModeOverhead.model_construct(**o) for m, o in data["overhead"].items()}
+    out["memory"] = Memory.model_construct(**data["memory"])
+    out["compute"] = type(profile.compute).model_construct(**data["compute"])
+    return out
+
+
+def _fit_stage(profile, params, rows: list[Row], predictor: RowPredictor, fixed=None):
+    measured = np.log([r.median_ms for r in rows])
+    lower = np.log([p.lower for p in params])
+    upper = np.log([p.upper for p in params])
+    start = np.log([p.start for p in params])
+    base = dict(fixed or {})
+
+    def residuals(theta):
+        values = base | {p.name: float(np.exp(t)) for p, t in zip(params, theta)}
+        return np.log(predictor.predict(rows, apply(profile, values))) - measured
+
+    result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1",
+                           f_scale=0.1, max_nfev=200, x_scale=1.0)
+    return base | {p.name: float(np.exp(t)) for p, t in zip(params, result.x)}
+
+
+def fit_gpu_profile(profile, graph_rows: list[Row], eager_rows: list[Row],
+                    predictor: RowPredictor | None = None) -> tuple[object, dict[str, float]]:
+    """Fit device parameters on graph rows, then host parameters on eager rows."""
+    predictor = predictor or RowPredictor()
+    device = _fit_stage(profile, DEVICE_PARAMS, graph_rows, predictor)
+    both = _fit_stage(profile, HOST_PARAMS, eager_rows, predictor, fixed=device)
+    return apply(profile, both), both
