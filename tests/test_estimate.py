@@ -120,12 +120,10 @@ _LAUNCH_BUG = (
     "sum to total_ms - launch. Fix: np.diff(np.concatenate([[0.0], end]))")
 
 
-@pytest.mark.xfail(strict=True, reason=_LAUNCH_BUG)
 def test_row_ms_sums_to_total(est):
     assert est.row_ms.sum() == pytest.approx(est.total_ms, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason=_LAUNCH_BUG)
 def test_by_block_sums_to_total(est):
     assert sum(est.by_block().values()) == pytest.approx(est.total_ms, rel=1e-9)
 

@@ -122,11 +122,6 @@ def test_mobilenet_v3_large_cuts():
     assert t.cut_legal[row_named(t, "features.4.block.2.mul")]  # the SE output is whole again
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "netcut/tracing/fx_tracer.py _build_table passes gm.named_modules() to block_of; in a "
-    "GraphModule the traced-through containers are plain nn.Module, so every row's block "
-    "is the top-level child ('layer1', 'features') instead of 'layer1.0' / 'features.3'. "
-    "Fix: block_of(path, dict(model.named_modules()))"))
 def test_blocks_are_the_children_of_containers():
     t = traced("resnet18")
     for block in RESNET18_BLOCKS:

@@ -53,7 +53,7 @@ class Estimate:
     def row_ms(self) -> np.ndarray:
         """Each row's share of the total: how much it moved the finish time."""
         end = self.end_ms
-        return np.diff(np.concatenate([[self.costs.launch_s * 1e3], end]))
+        return np.diff(np.concatenate([[0.0], end]))
 
     @property
     def bound(self) -> list[str]:

@@ -109,6 +109,7 @@ def _node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, dict]
 
 def _build_table(gm: fx.GraphModule, model: nn.Module, input_shape, model_name: str) -> LayerTable:
     modules = dict(gm.named_modules())
+    model_modules = dict(model.named_modules())  # fx flattens containers in gm
     nodes = list(gm.graph.nodes)
     position = {n: i for i, n in enumerate(nodes)}
     depends_on_input: dict[fx.Node, bool] = {}
@@ -165,7 +166,7 @@ def _build_table(gm: fx.GraphModule, model: nn.Module, input_shape, model_name: 
             name = f"{path}.{node.name}" if path else node.name
         cols["names"].append(name)
         cols["ops"].append(kind)
-        cols["blocks"].append(block_of(path, modules) or node.name)
+        cols["blocks"].append(block_of(path, model_modules) or node.name)
         cols["in_shapes"].append(tuple(t.shape for t in call.activations))
         cols["out_shapes"].append(tuple(outputs[0].shape))
         cols["cls"].append(OP_CLASS_INDEX[cost.op_class])
