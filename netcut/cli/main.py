@@ -94,9 +94,7 @@ def hw_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json(out, profile.model_dump(mode="json"))
     else:
-        out.print(Path(str(resolve_profile_path(name))).read_text(encoding="utf-8")
-                  if not hasattr(resolve_profile_path(name), "read_text")
-                  else resolve_profile_path(name).read_text(encoding="utf-8"), markup=False)
+        out.print(resolve_profile_path(name).read_text(encoding="utf-8"), markup=False)
 
 
 @hw_app.command("check")
