@@ -96,13 +96,9 @@ ERROR_CASES = {
     "input_3x": (["predict", "resnet18", "--hw", "h100-sxm", "--input", "3x"], "'3x'"),
     "threads_on_gpu": (["predict", "resnet18", "--hw", "h100-sxm", "--threads", "2"], "CPU"),
 }
-_INPUT_3X = pytest.mark.xfail(strict=True, reason=(
-    "'3x' parses as shape (3,) (netcut/tracing/__init__.py parse_input_shape skips empty "
-    "parts); tracing then fails and torch.fx ShapeProp prints a traceback to stderr"))
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=_INPUT_3X) if c == "input_3x" else c
-                                  for c in ERROR_CASES])
+@pytest.mark.parametrize("case", ERROR_CASES)
 def test_user_errors_are_one_line(cli, capsys, case):
     args, mentions = ERROR_CASES[case]
     code, out, err = cli(*args)
@@ -115,10 +111,8 @@ def test_user_errors_are_one_line(cli, capsys, case):
     assert "Traceback" not in everything
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "torch.fx ShapeProp prints a traceback to stderr (traceback.print_exc) before netcut "
-    "handles the failure; fix in netcut/tracing/fx_tracer.py _propagate_shapes"))
 def test_wrong_image_size_prints_no_traceback(cli, capsys):
+    # torch.fx ShapeProp prints a traceback (traceback.print_exc) before re-raising
     code, out, err = cli("predict", "vit_b_16", "--hw", "h100-sxm", "--input", "3x100x100")
     stray = capsys.readouterr()
     assert code == 2 and err.startswith("error:") and "vit_b_16" in err

@@ -193,11 +193,12 @@ def test_doc_defaults_are_what_datasheet_profiles_use():
 
 
 def test_doc_names_every_op_class_and_field():
-    from netcut.hardware.schema import CpuCompute, GpuCompute, GpuProfile, Memory, ModeOverhead
+    from netcut.hardware.schema import (CpuCompute, Efficiency, GpuCompute, GpuProfile, Memory,
+                                        ModeOverhead)
     from netcut.opclasses import OP_CLASSES
 
     for name in OP_CLASSES:
         assert f"`{name}`" in DOC, name
-    for model in (GpuProfile, GpuCompute, CpuCompute, Memory, ModeOverhead):
+    for model in (GpuProfile, GpuCompute, CpuCompute, Memory, ModeOverhead, Efficiency):
         for field in model.model_fields:
             assert f"`{field}`" in DOC, f"{model.__name__}.{field}"

@@ -58,7 +58,8 @@ class Estimate:
     @property
     def bound(self) -> list[str]:
         """What limits each row: compute, memory, or fixed overhead (dispatch/launch)."""
-        fixed = self.costs.kernel_s + self.costs.host_s
+        roof = np.maximum(self.costs.compute_s, self.costs.memory_s)
+        fixed = self.costs.device_s - roof + self.costs.host_s  # kernel time, floor, dispatch
         stacked = np.vstack([self.costs.compute_s, self.costs.memory_s, fixed])
         return [BOUNDS[i] for i in np.argmax(stacked, axis=0)]
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
 from ..opclasses import OP_CLASSES
 
 SCHEMA_VERSION = 1
+#: resident threads per SM on every NVIDIA GPU since Maxwell except Turing (1024)
+#: and the GA10x consumer parts (1536); CUDA C Programming Guide, "Compute
+#: Capabilities" table. Used only when a profile gives no saturation_outputs.
+THREADS_PER_SM = 2048
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -29,11 +33,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DtypeEfficiency(_Strict):
+    """Per-dtype overrides: e.g. fp16 convs reach a different fraction of the
+    tensor-core peak than TF32 convs, and fp16 memory-bound kernels are not twice
+    as fast as fp32 ones. Unlisted classes fall back to the dtype-free entries."""
+
+    compute: dict[OpClassOrDefault, Fraction] = Field(default_factory=dict)
+    memory: dict[OpClassOrDefault, Fraction] = Field(default_factory=dict)
+
+
 class Efficiency(_Strict):
     """Fraction of peak reached, per op class; ``default`` covers unlisted classes."""
 
     compute: dict[OpClassOrDefault, Fraction]
     memory: dict[OpClassOrDefault, Fraction]
+    by_dtype: dict[DtypeName, DtypeEfficiency] = Field(default_factory=dict)
+
+    def fraction(self, kind: str, op_class: str, dtype: str) -> float:
+        """The efficiency of ``op_class`` at ``dtype``: a dtype override, else the class
+        entry, else the dtype's ``default`` override, else ``default``."""
+        base: dict = getattr(self, kind)
+        override = getattr(self.by_dtype[dtype], kind) if dtype in self.by_dtype else {}
+        for table, key in ((override, op_class), (base, op_class), (override, "default")):
+            if key in table:
+                return table[key]
+        return base["default"]
 
     @field_validator("compute", "memory")
     @classmethod
@@ -55,6 +79,9 @@ class ModeOverhead(_Strict):
     dispatch_us: dict[OpClassOrDefault, NonNegative]
     kernel_us: NonNegative = 0.0
     launch_us: NonNegative = 0.0
+    kernel_us_by_dtype: dict[DtypeName, NonNegative] = Field(
+        default_factory=dict, description="kernel_us where a dtype differs (e.g. fp16 layout kernels)"
+    )
 
     @field_validator("dispatch_us")
     @classmethod
@@ -97,6 +124,12 @@ class _ComputeBase(_Strict):
 
 class GpuCompute(_ComputeBase):
     sms: Annotated[int, Field(gt=0)]
+    saturation_outputs: Positive | None = Field(
+        None,
+        description="output elements a matrix kernel needs to keep every SM busy; a kernel "
+        "with n outputs runs (1 + saturation_outputs / n) times slower. None = sms x 2048 "
+        "(resident threads per SM)",
+    )
     clock_mhz: dict[Literal["base", "boost"], Positive] = Field(default_factory=dict)
     peak_tflops: dict[str, dict[DtypeName, Positive]] = Field(
         description="dense peak, TFLOP/s for the whole device, per unit and dtype"
@@ -144,6 +177,9 @@ class _ProfileBase(_Strict):
     calibration: dict | None = Field(
         None, description="written by netcut calibrate: fitted from what, with which error"
     )
+    #: per-(dtype, mode) numpy vectors derived from the fields; a profile is frozen,
+    #: so they never go stale, and pricing many tables skips rebuilding them
+    _vectors: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _modes_and_sources(self) -> "_ProfileBase":
@@ -185,6 +221,11 @@ class GpuProfile(_ProfileBase):
     def bandwidth_bytes_per_s(self) -> float:
         return self.memory.bandwidth_gbs * 1e9
 
+    def saturation_outputs(self) -> float:
+        """Outputs one kernel needs to fill the GPU (see ``GpuCompute.saturation_outputs``)."""
+        given = self.compute.saturation_outputs
+        return given if given is not None else self.compute.sms * THREADS_PER_SM
+
     def dtypes(self) -> list[str]:
         return sorted({d for t in self.compute.peak_tflops.values() for d in t})
 
@@ -211,6 +252,10 @@ class CpuProfile(_ProfileBase):
         if per_core is not None:
             total = min(total, per_core * self.compute.cores)
         return total * 1e9
+
+    def saturation_outputs(self) -> float:
+        """CPUs: no occupancy term (0) unless a profile is fitted with one."""
+        return 0.0
 
     def dtypes(self) -> list[str]:
         return sorted({d for t in self.compute.peak_gflops_per_core.values() for d in t})

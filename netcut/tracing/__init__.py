@@ -24,8 +24,8 @@ def parse_input_shape(text: str | Sequence[int] | None, spec: object = None) -> 
         return default_input_shape(spec) if isinstance(spec, str) else (3, 224, 224)
     if isinstance(text, str):
         parts = text.lower().replace(",", "x").replace(" ", "").split("x")
-        try:
-            shape = tuple(int(p) for p in parts if p)
+        try:  # an empty part ("3x", "3xx224") is an error, not a dimension to skip
+            shape = tuple(int(p) for p in parts)
         except ValueError:
             raise InvalidInputError(f"input shape {text!r} is not like 3x224x224") from None
     else:

@@ -6,9 +6,15 @@ Rows are ATen ops rather than modules (``addmm`` where fx would show ``linear``)
 attributed to the innermost module running at the time. Data flow is followed by
 tensor identity, so cut legality uses the same one-live-tensor rule as the fx
 tracer. Costs come from the same registry in ``costs.py``.
+
+The caller's module is never changed: a model that needs real values (a meta
+model whose ``forward`` branches on data) is run as a materialised copy.
 """
 
 from __future__ import annotations
+
+import copy
+import itertools
 
 import numpy as np
 import torch
@@ -18,7 +24,7 @@ from torch.utils._pytree import tree_flatten
 
 from ..opclasses import OP_CLASS_INDEX
 from .costs import Cost, OpCall, TensorArg, cost_of, numel
-from .fx_tracer import block_of
+from .fx_tracer import block_of, eval_mode
 from .table import LayerTable
 
 _ATEN_KINDS = {
@@ -81,9 +87,28 @@ class _Recorder(TorchDispatchMode):
 
 
 def trace_dispatch(model: nn.Module, input_shape: tuple[int, ...], model_name: str) -> LayerTable:
-    model = model.eval()
+    """Record the ATen ops of one batch-1 forward pass of ``model`` (left unchanged)."""
+    with eval_mode(model):
+        try:
+            records = _record(model, torch.empty((1, *input_shape), device="meta"))
+        except (RuntimeError, NotImplementedError) as exc:
+            if "meta" not in str(exc):
+                raise
+            # Data-dependent control flow needs values: run once on the CPU. Meta
+            # tensors cannot be filled in place, so a meta model runs as a copy
+            # (copying meta tensors costs nothing) materialised with empty storage.
+            runnable = model
+            tensors = itertools.chain(model.parameters(), model.buffers())
+            if any(t.device.type == "meta" for t in tensors):
+                runnable = copy.deepcopy(model).to_empty(device="cpu")
+            records = _record(runnable, torch.randn((1, *input_shape)))
+    return _table_from_records(records, dict(model.named_modules()), input_shape, model_name)
+
+
+def _record(model: nn.Module, x: torch.Tensor) -> list[dict]:
+    """Run ``model(x)`` under the recorder, attributing each op to the innermost
+    module of ``model`` running at the time."""
     names = {m: n for n, m in model.named_modules()}
-    modules = dict(model.named_modules())
     stack: list[str] = []
 
     def enter(module, args):  # hooks must return None, or they replace values
@@ -97,26 +122,13 @@ def trace_dispatch(model: nn.Module, input_shape: tuple[int, ...], model_name: s
     pre = nn.modules.module.register_module_forward_pre_hook(enter)
     post = nn.modules.module.register_module_forward_hook(leave)
     try:
-        try:
-            x = torch.empty((1, *input_shape), device="meta")
-            recorder = _Recorder(stack, x)
-            with torch.no_grad(), recorder:
-                model(x)
-        except (RuntimeError, NotImplementedError) as exc:
-            if "meta" not in str(exc):
-                raise
-            # Data-dependent control flow needs values: run once on the CPU.
-            if any(p.device.type == "meta" for p in model.parameters()):
-                model.to_empty(device="cpu")
-            stack.clear()
-            x = torch.randn((1, *input_shape))
-            recorder = _Recorder(stack, x)
-            with torch.no_grad(), recorder:
-                model(x)
+        recorder = _Recorder(stack, x)
+        with torch.no_grad(), recorder:
+            model(x)
     finally:
         pre.remove()
         post.remove()
-    return _table_from_records(recorder.records, modules, input_shape, model_name)
+    return recorder.records
 
 
 def _table_from_records(records, modules, input_shape, model_name) -> LayerTable:

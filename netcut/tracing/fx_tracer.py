@@ -9,6 +9,11 @@ residual ``+``, ``torch.cat``, ``flatten``) become rows too.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+from typing import Iterator
+
 import numpy as np
 import torch
 import torch.fx as fx
@@ -25,15 +30,52 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 def trace_fx(model: nn.Module, input_shape: tuple[int, ...], model_name: str) -> LayerTable:
     """Symbolically trace ``model`` at batch 1; raises whatever fx raises."""
-    model = model.eval()
-    graph_module = fx.symbolic_trace(model)
-    _propagate_shapes(graph_module, input_shape)
-    return _build_table(graph_module, model, input_shape, model_name)
+    with eval_mode(model):
+        graph_module = fx.symbolic_trace(model)
+        _propagate_shapes(graph_module, input_shape)
+        return _build_table(graph_module, model, input_shape, model_name)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the duration; each submodule's ``training`` flag
+    is put back afterwards, so tracing leaves the caller's module as it was."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+@contextlib.contextmanager
+def _no_printed_traceback() -> Iterator[None]:
+    """Hold back what is written to stderr meanwhile; on an exception, drop the
+    traceback ShapeProp.run_node prints (``traceback.print_exc``) before it
+    re-raises - the caller handles or reports the exception itself. Anything
+    else written (a model's warnings) is passed on to stderr afterwards."""
+    held = io.StringIO()
+    failed = False
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        text = held.getvalue()
+        start = text.find("Traceback (most recent call last)") if failed else -1
+        if start >= 0:
+            text = text[:start]
+        if text:
+            sys.stderr.write(text)
 
 
 def _propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
+    """Run ShapeProp at batch 1 (meta or fake tensors); raises what the model raises."""
     on_meta = all(p.device.type == "meta" for p in gm.parameters())
-    with torch.no_grad():
+    with torch.no_grad(), _no_printed_traceback():
         if on_meta:
             ShapeProp(gm).propagate(torch.empty((1, *input_shape), device="meta"))
         else:  # real weights: propagate on fake tensors, allocating nothing

@@ -97,6 +97,11 @@ class LayerTable:
         return self.act_write1 * self._scale * dtype_bytes(self.dtype)
 
     @property
+    def outputs(self) -> np.ndarray:
+        """Elements each row writes (its parallelism, for occupancy)."""
+        return self.act_write1 * self._scale
+
+    @property
     def op_classes(self) -> list[str]:
         return [OP_CLASSES[i] for i in self.op_class_idx]
 

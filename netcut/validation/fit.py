@@ -35,11 +35,15 @@ class Param:
 
 DEVICE_PARAMS = (
     Param("efficiency.compute.conv", 0.02, 1.0, 0.5),
+    Param("efficiency.by_dtype.float16.compute.conv", 0.02, 1.0, 0.5),
     Param("efficiency.compute.conv_grouped", 0.005, 1.0, 0.2),
     Param("efficiency.compute.conv_depthwise", 0.001, 1.0, 0.1),
     Param("efficiency.compute.matmul", 0.02, 1.0, 0.6),
     Param("efficiency.memory.default", 0.05, 1.0, 0.7),
-    Param("overhead.graph.kernel_us", 0.1, 50.0, 2.0),
+    Param("efficiency.by_dtype.float16.memory.default", 0.05, 1.0, 0.7),
+    Param("compute.saturation_outputs", 1e3, 1e8, 3e5),
+    Param("overhead.graph.kernel_us", 0.01, 50.0, 1.0),
+    Param("overhead.graph.kernel_us_by_dtype.float16", 0.01, 50.0, 1.0),
     Param("overhead.graph.launch_us", 0.1, 200.0, 10.0),
 )
 HOST_PARAMS = (
@@ -50,6 +54,7 @@ HOST_PARAMS = (
     Param("overhead.eager.dispatch_us.view", 0.1, 100.0, 5.0),
     Param("overhead.eager.dispatch_us.default", 1.0, 200.0, 20.0),
     Param("overhead.eager.kernel_us", 0.1, 50.0, 3.0),
+    Param("overhead.eager.kernel_us_by_dtype.float16", 0.1, 50.0, 3.0),
     Param("overhead.eager.launch_us", 0.1, 500.0, 10.0),
 )
 
@@ -71,10 +76,12 @@ def apply(profile, values: dict[str, float]):
 
 def _rebuild(profile, data: dict) -> dict:
     """Nested dicts back into the profile's sub-models (model_construct skips checks)."""
-    from ..hardware.schema import Efficiency, Memory, ModeOverhead
+    from ..hardware.schema import DtypeEfficiency, Efficiency, Memory, ModeOverhead
 
     out = dict(data)
-    out["efficiency"] = Efficiency.model_construct(**data["efficiency"])
+    eff = dict(data["efficiency"])
+    eff["by_dtype"] = {d: DtypeEfficiency.model_construct(**e) for d, e in eff.get("by_dtype", {}).items()}
+    out["efficiency"] = Efficiency.model_construct(**eff)
     out["overhead"] = {m: ModeOverhead.model_construct(**o) for m, o in data["overhead"].items()}
     out["memory"] = Memory.model_construct(**data["memory"])
     out["compute"] = type(profile.compute).model_construct(**data["compute"])

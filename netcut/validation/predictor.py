@@ -31,15 +31,19 @@ def cut_row_index(table: LayerTable, last_block: str) -> int:
     return max(hits)
 
 
-def _concat(a: RowCosts, b: RowCosts) -> RowCosts:
-    return RowCosts(*(np.concatenate([getattr(a, f), getattr(b, f)])
-                      for f in ("compute_s", "memory_s", "kernel_s", "device_s", "host_s")),
-                    a.launch_s)
+def _continue(sched, stop: int, head: RowCosts, asynchronous: bool) -> float:
+    """Finish time (s) of the first ``stop`` scheduled rows followed by ``head``'s rows.
 
-
-def _slice(c: RowCosts, stop: int) -> RowCosts:
-    return RowCosts(c.compute_s[:stop], c.memory_s[:stop], c.kernel_s[:stop],
-                    c.device_s[:stop], c.host_s[:stop], c.launch_s)
+    Both schedules are causal, so a trimmed network's prefix is exactly the prefix
+    of the whole network's schedule; only the few head rows need stepping through.
+    """
+    host, device = sched.host_end[stop - 1], sched.device_end[stop - 1]
+    if not asynchronous:  # one stream: every row's dispatch and work in turn
+        return float(device + head.host_s.sum() + head.device_s.sum())
+    for h, d in zip(head.host_s, head.device_s):
+        host += h
+        device = max(device, host) + d
+    return float(max(host, device))
 
 
 class RowPredictor:
@@ -49,6 +53,7 @@ class RowPredictor:
         self._tables: dict[tuple, LayerTable] = {}
         self._heads: dict[tuple, LayerTable] = {}
         self._cut_index: dict[tuple, int] = {}
+        self._at: dict[tuple, LayerTable] = {}
 
     def table(self, model: str, shape: tuple[int, ...]) -> LayerTable:
         key = (model, tuple(shape))
@@ -69,25 +74,44 @@ class RowPredictor:
             self._cut_index[key] = cut_row_index(self.table(row.model, row.input), row.cut.last_block)
         return self._cut_index[key]
 
+    def _group_table(self, model, shape, batch, dtype) -> LayerTable:
+        key = (model, tuple(shape), batch, dtype)
+        if key not in self._at:
+            self._at[key] = self.table(model, shape).at(batch=batch, dtype=dtype)
+        return self._at[key]
+
+    def _head_for(self, row: Row, table: LayerTable) -> LayerTable:
+        stop = self.cut_index(row) + 1
+        out = table.out_shapes[stop - 1]
+        key = (out[1], tuple(out[2:]), row.batch, row.dtype)
+        if key not in self._at:
+            self._at[key] = self.head(out[1], tuple(out[2:])).at(batch=row.batch, dtype=row.dtype)
+        return self._at[key]
+
     def predict(self, rows: list[Row], profile) -> np.ndarray:
-        """Predicted milliseconds for each row, in order."""
+        """Predicted milliseconds for each row, in order.
+
+        Each (model, batch, dtype, mode) is priced and scheduled once; a trimmed row
+        continues that schedule from its cut through its own small head.
+        """
         out = np.empty(len(rows))
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             groups[(row.model, row.input, row.batch, row.dtype, row.mode)].append(i)
+        asynchronous = profile.kind == "gpu"
+        head_costs: dict[tuple, RowCosts] = {}
         for (model, shape, batch, dtype, mode), members in groups.items():
-            table = self.table(model, shape).at(batch=batch, dtype=dtype)
-            costs = price_rows(table, profile, mode)
-            asynchronous = profile.kind == "gpu" and mode == "eager"
+            table = self._group_table(model, shape, batch, dtype)
+            is_async = asynchronous and mode == "eager"
+            sched = schedule(price_rows(table, profile, mode), is_async)
             for i in members:
                 row = rows[i]
                 if row.cut is None:
-                    out[i] = schedule(costs, asynchronous).total_s * 1e3
+                    out[i] = sched.total_s * 1e3
                     continue
-                stop = self.cut_index(row) + 1
-                spatial = tuple(table.out_shapes[stop - 1][2:])
-                channels = table.out_shapes[stop - 1][1]
-                head = self.head(channels, spatial).at(batch=batch, dtype=dtype)
-                joined = _concat(_slice(costs, stop), price_rows(head, profile, mode))
-                out[i] = schedule(joined, asynchronous).total_s * 1e3
+                head = self._head_for(row, table)
+                key = (id(head), mode)
+                if key not in head_costs:
+                    head_costs[key] = price_rows(head, profile, mode)
+                out[i] = _continue(sched, self.cut_index(row) + 1, head_costs[key], is_async) * 1e3
         return out
