@@ -56,6 +56,22 @@ def schedule(costs: RowCosts, asynchronous: bool) -> Schedule:
     return Schedule(host_start, host_end, device_start, device_end, asynchronous=True)
 
 
+def continue_schedule(sched: Schedule, stop: int, tail: RowCosts, asynchronous: bool) -> float:
+    """Finish time (s) of the first ``stop`` rows of ``sched`` followed by ``tail``'s rows.
+
+    A schedule is causal, so a network cut after row ``stop - 1`` runs exactly the
+    prefix of the whole network's schedule; only the few rows of its new head need
+    stepping through. This is how every trimmed network is priced from one schedule.
+    """
+    host, device = sched.host_end[stop - 1], sched.device_end[stop - 1]
+    if not asynchronous:  # one stream: every row's dispatch and work in turn
+        return float(device + tail.host_s.sum() + tail.device_s.sum())
+    for h, d in zip(tail.host_s, tail.device_s):
+        host += h
+        device = max(device, host) + d
+    return float(max(host, device))
+
+
 def chrome_trace(names: list[str], ops: list[str], sched: Schedule, title: str) -> dict:
     """Trace-event JSON (opens in Perfetto / chrome://tracing), times in µs."""
     events: list[dict] = [

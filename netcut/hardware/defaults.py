@@ -17,11 +17,32 @@ CPU_EFFICIENCY = {
                 "matmul": 0.6, "attention": 0.4},
     "memory": {"default": 0.6},
 }
+#: per execution mode; the eager dispatch cost is for a server x86 host
+GPU_OVERHEAD = {
+    "eager": {"dispatch_us": {"default": 25.0, "view": 5.0}, "kernel_us": 3.0, "launch_us": 10.0},
+    "graph": {"dispatch_us": {"default": 0.0}, "kernel_us": 2.0, "launch_us": 10.0},
+    "fused": {"dispatch_us": {"default": 0.0}, "kernel_us": 2.0, "launch_us": 20.0},
+}
+CPU_OVERHEAD = {
+    "eager": {"dispatch_us": {"default": 6.0, "view": 2.0}, "kernel_us": 0.0, "launch_us": 5.0},
+}
 
 
 def datasheet_only(profile):
-    """``profile`` with its efficiencies reset to the generic defaults."""
-    from .schema import Efficiency
+    """``profile`` as if nothing had been fitted to it: generic efficiencies and
+    overheads (for the modes it has), the default occupancy term, no calibration.
 
-    eff = GPU_EFFICIENCY if profile.kind == "gpu" else CPU_EFFICIENCY
-    return profile.model_copy(update={"efficiency": Efficiency(**eff), "calibration": None})
+    The generic eager dispatch cost assumes a server x86 host (as on the H100 data);
+    profiles with slower hosts scale it in their own YAML instead.
+    """
+    from .schema import Efficiency, ModeOverhead
+
+    gpu = profile.kind == "gpu"
+    eff = GPU_EFFICIENCY if gpu else CPU_EFFICIENCY
+    generic = GPU_OVERHEAD if gpu else CPU_OVERHEAD
+    overhead = {mode: ModeOverhead(**generic[mode]) if mode in generic else value
+                for mode, value in profile.overhead.items()}
+    update = {"efficiency": Efficiency(**eff), "overhead": overhead, "calibration": None}
+    if gpu:
+        update["compute"] = profile.compute.model_copy(update={"saturation_outputs": None})
+    return profile.model_copy(update=update)

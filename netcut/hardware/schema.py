@@ -181,6 +181,12 @@ class _ProfileBase(_Strict):
     #: so they never go stale, and pricing many tables skips rebuilding them
     _vectors: dict = PrivateAttr(default_factory=dict)
 
+    def model_copy(self, *, update=None, deep: bool = False):
+        """A copy with its own (empty) vector cache: ``update`` may change any number."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._vectors = {}
+        return copied
+
     @model_validator(mode="after")
     def _modes_and_sources(self) -> "_ProfileBase":
         if self.default_mode not in self.overhead:

@@ -51,8 +51,7 @@ HOST_PARAMS = (
     Param("overhead.eager.dispatch_us.norm", 1.0, 200.0, 25.0),
     Param("overhead.eager.dispatch_us.elementwise", 1.0, 200.0, 15.0),
     Param("overhead.eager.dispatch_us.pool", 1.0, 200.0, 15.0),
-    Param("overhead.eager.dispatch_us.view", 0.1, 100.0, 5.0),
-    Param("overhead.eager.dispatch_us.default", 1.0, 200.0, 20.0),
+    Param("overhead.eager.dispatch_us.view", 1.0, 100.0, 5.0),
     Param("overhead.eager.kernel_us", 0.1, 50.0, 3.0),
     Param("overhead.eager.kernel_us_by_dtype.float16", 0.1, 50.0, 3.0),
     Param("overhead.eager.launch_us", 0.1, 500.0, 10.0),
@@ -106,7 +105,14 @@ def _fit_stage(profile, params, rows: list[Row], predictor: RowPredictor, fixed=
 
 def fit_gpu_profile(profile, graph_rows: list[Row], eager_rows: list[Row],
                     predictor: RowPredictor | None = None) -> tuple[object, dict[str, float]]:
-    """Fit device parameters on graph rows, then host parameters on eager rows."""
+    """Fit device parameters on graph rows, then host parameters on eager rows.
+
+    The fit starts from ``datasheet_only(profile)``, so what a profile was fitted to
+    before never leaks into a new fit; parameters not fitted keep generic values.
+    """
+    from ..hardware.defaults import datasheet_only
+
+    profile = datasheet_only(profile)
     predictor = predictor or RowPredictor()
     device = _fit_stage(profile, DEVICE_PARAMS, graph_rows, predictor)
     both = _fit_stage(profile, HOST_PARAMS, eager_rows, predictor, fixed=device)

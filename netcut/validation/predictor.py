@@ -13,7 +13,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..estimate.roofline import RowCosts, price_rows
-from ..estimate.timeline import schedule
+from ..estimate.timeline import continue_schedule, schedule
 from ..measurements import Row
 from ..tracing import LayerTable, trace
 
@@ -29,21 +29,6 @@ def cut_row_index(table: LayerTable, last_block: str) -> int:
     if not hits:
         raise KeyError(f"{table.model_name} has no block {last_block!r}")
     return max(hits)
-
-
-def _continue(sched, stop: int, head: RowCosts, asynchronous: bool) -> float:
-    """Finish time (s) of the first ``stop`` scheduled rows followed by ``head``'s rows.
-
-    Both schedules are causal, so a trimmed network's prefix is exactly the prefix
-    of the whole network's schedule; only the few head rows need stepping through.
-    """
-    host, device = sched.host_end[stop - 1], sched.device_end[stop - 1]
-    if not asynchronous:  # one stream: every row's dispatch and work in turn
-        return float(device + head.host_s.sum() + head.device_s.sum())
-    for h, d in zip(head.host_s, head.device_s):
-        host += h
-        device = max(device, host) + d
-    return float(max(host, device))
 
 
 class RowPredictor:
@@ -113,5 +98,5 @@ class RowPredictor:
                 key = (id(head), mode)
                 if key not in head_costs:
                     head_costs[key] = price_rows(head, profile, mode)
-                out[i] = _continue(sched, self.cut_index(row) + 1, head_costs[key], is_async) * 1e3
+                out[i] = continue_schedule(sched, self.cut_index(row) + 1, head_costs[key], is_async) * 1e3
         return out
