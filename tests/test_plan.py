@@ -40,6 +40,7 @@ def test_trn_latency_is_the_prefix_schedule_plus_its_head():
     cuts = cut_points(table)
     profile = load_hardware("jetson-orin-nano")
     _, latency = price_network(table, cuts, profile, 1, "float32", None, 10)
+    assert len(latency) == len(cuts)
     cut = cuts[3]
     prefix = table.at()
     stop = cut.row_index + 1
@@ -56,6 +57,25 @@ def test_trn_latency_is_the_prefix_schedule_plus_its_head():
     expected = max(host_left, device_left) * 1e3
     assert latency[3] == pytest.approx(expected, rel=1e-12)
     assert np.all(np.diff(latency) > 0)  # deeper cuts cost more
+
+
+@pytest.mark.parametrize("model, shape", [("resnet18", (3, 224, 224)), ("vit_b_16", (3, 224, 224)),
+                                          ("swin_t", (3, 224, 224))])
+def test_written_out_heads_equal_traced_heads(model, shape):
+    import torch.nn as nn
+
+    from netcut.planner.plan import head_table
+    from netcut.planner.trim import GlobalPool
+
+    cuts = cut_points(trace(model, shape))[::3]
+    heads, spans = head_table(cuts, 7)
+    for cut, span in zip(cuts, spans):
+        real = trace(nn.Sequential(GlobalPool(cut.layout), nn.Linear(cut.channels, 7)), cut.shape[1:])
+        assert heads.ops[span] == real.ops
+        for column in ("op_class_idx", "flops1", "act_read1", "weight_read", "act_write1",
+                       "params", "kernels", "batch_scaled"):
+            np.testing.assert_array_equal(getattr(heads, column)[span], getattr(real, column),
+                                          err_msg=f"{model} {cut.name} {column}")
 
 
 def test_feasibility_proposals_and_pareto(two_device_plan):

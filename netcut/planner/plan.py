@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -27,14 +27,14 @@ import torch.nn as nn
 from ..dtypes import normalize_dtype
 from ..errors import InvalidInputError, NetcutError
 from ..estimate import estimate_table
-from ..estimate.roofline import price_rows
+from ..estimate.roofline import RowCosts, price_rows
 from ..estimate.timeline import continue_schedule
 from ..hardware import load_hardware
 from ..models import default_input_shape, torchvision_classifiers
+from ..opclasses import OP_CLASS_INDEX
 from ..tracing import LayerTable, parse_input_shape, trace
 from ..tracing.cache import trace_cached
 from .cuts import CutPoint, cut_points
-from .trim import GlobalPool
 
 __all__ = ["Candidate", "Plan", "plan", "price_network"]
 
@@ -156,7 +156,7 @@ class Plan:
     def summary(self) -> dict:
         """Everything as plain data (the JSON output and the reports read this)."""
         def rec(c: Candidate) -> dict:
-            return asdict(c) | {"feasible": self.is_feasible(c)}
+            return {**c.__dict__, "feasible": self.is_feasible(c)}
 
         fastest = {hw: rec(self.fastest(hw)) for hw in self.hardware if self.fastest(hw)}
         return {
@@ -208,27 +208,64 @@ def parse_time_ms(text: str) -> float:
 
 # ----- pricing ------------------------------------------------------------------------
 
-def _head(cut: CutPoint, num_classes: int, batch: int, dtype: str, cache: dict) -> LayerTable:
-    """The new head's table (global pool + linear) for a cut's activation shape."""
-    key = (cut.shape, cut.layout, num_classes)
-    if key not in cache:
-        head = nn.Sequential(GlobalPool(cut.layout), nn.Linear(cut.channels, num_classes))
-        cache[key] = trace(head, cut.shape[1:], tracer="fx")
-    return cache[key].at(batch=batch, dtype=dtype)
+def head_table(cuts: Sequence[CutPoint], num_classes: int) -> tuple[LayerTable, list[slice]]:
+    """The new heads of every cut, as ONE table (priced in one go), and each cut's rows.
+
+    A head is what ``trim`` builds: :class:`GlobalPool` (a free view, then a mean over
+    the spatial axes; a class-token readout is a free view) and ``Linear(C, classes)``.
+    Its rows are written out here instead of traced, because tracing a thousand
+    small heads would dominate a zoo-wide plan; ``tests/test_plan.py`` checks they
+    equal the traced head row for row.
+    """
+    rows: list[tuple] = []
+    spans = []
+    for cut in cuts:
+        start = len(rows)
+        c, k = cut.channels, num_classes
+        per_sample = int(np.prod(cut.shape[1:]))
+        if cut.layout == "NLC":
+            rows.append(("pool.getitem", "view", "view", 0, 0, 0, (c,), 0))
+        else:
+            rows.append(("pool.flatten", "view", "view", 0, 0, 0, cut.shape[1:], 0))
+            rows.append(("pool.mean", "mean", "reduction", per_sample, per_sample, c, (c,), 1))
+        rows.append(("head", "linear", "matmul", 2 * c * k, c, k, (k,), 1))
+        spans.append(slice(start, len(rows)))
+    n = len(rows)
+    weights = np.array([(c.channels * num_classes + num_classes) if r[1] == "linear" else 0
+                        for c, span in zip(cuts, spans) for r in rows[span]], dtype=float)
+    table = LayerTable(
+        model_name="heads", input_shape=cuts[0].shape[1:] if cuts else (),
+        names=[r[0] for r in rows], ops=[r[1] for r in rows], blocks=["head"] * n,
+        in_shapes=[((1,),)] * n, out_shapes=[(1, *r[6]) for r in rows],
+        op_class_idx=np.array([OP_CLASS_INDEX[r[2]] for r in rows], dtype=int),
+        flops1=np.array([r[3] for r in rows], dtype=float),
+        act_read1=np.array([r[4] for r in rows], dtype=float),
+        weight_read=weights,
+        act_write1=np.array([r[5] for r in rows], dtype=float),
+        params=weights.astype(np.int64),
+        kernels=np.array([r[7] for r in rows], dtype=int),
+        cut_legal=np.zeros(n, dtype=bool), batch_scaled=np.ones(n, dtype=bool),
+        supported=np.ones(n, dtype=bool))
+    return table, spans
+
+
+def _slice_costs(costs: RowCosts, span: slice) -> RowCosts:
+    return RowCosts(costs.compute_s[span], costs.memory_s[span], costs.kernel_s[span],
+                    costs.device_s[span], costs.host_s[span], costs.launch_s)
 
 
 def price_network(table: LayerTable, cuts: Sequence[CutPoint], profile, batch: int, dtype: str,
-                  mode: str | None, num_classes: int, head_cache: dict | None = None):
-    """Latency (ms) of every cut's TRN on ``profile``, from one schedule of ``table``."""
-    head_cache = {} if head_cache is None else head_cache
+                  mode: str | None, num_classes: int, heads=None):
+    """Latency (ms) of every cut's TRN on ``profile``, from one schedule of ``table``
+    and one pricing of all the heads (``heads``: a cached ``head_table`` result)."""
     est = estimate_table(table.at(batch=batch, dtype=dtype), profile, mode)
     asynchronous = profile.kind == "gpu" and est.mode == "eager"
-    latencies = []
-    for cut in cuts:
-        head = _head(cut, num_classes, batch, dtype, head_cache)
-        tail = price_rows(head, profile, est.mode)
-        latencies.append(continue_schedule(est.sched, cut.row_index + 1, tail, asynchronous) * 1e3)
-    return est, np.array(latencies)
+    heads_table, spans = heads if heads is not None else head_table(cuts, num_classes)
+    head_costs = price_rows(heads_table.at(batch=batch, dtype=dtype), profile, est.mode)
+    latencies = np.array([
+        continue_schedule(est.sched, cut.row_index + 1, _slice_costs(head_costs, span), asynchronous)
+        for cut, span in zip(cuts, spans)]) * 1e3
+    return est, latencies
 
 
 def _interval_factor(profile, confidence: float | None) -> float | None:
@@ -284,7 +321,6 @@ def plan(models: Iterable[str | nn.Module] | str | None, hardware, deadline_ms,
                   hardware=[p.name for p in profiles], networks=[], candidates=[],
                   calibrated={n: f not in (None, 1.0) for n, f in factors.items()},
                   runners_up=runners_up)
-    head_cache: dict = {}
     for k, spec in enumerate(specs):
         label = spec if isinstance(spec, str) else type(spec).__name__
         if progress:
@@ -304,9 +340,10 @@ def plan(models: Iterable[str | nn.Module] | str | None, hardware, deadline_ms,
         result.cut_rows[name] = [c.row_index for c in cuts]
         if table.unsupported():
             result.unsupported[name] = table.unsupported()
+        heads = head_table(cuts, num_classes)
         for profile in profiles:
             est, latency = price_network(table, cuts, profile, batch, dtype, mode, num_classes,
-                                         head_cache)
+                                         heads)
             result.estimates[(name, profile.name)] = est
             factor = factors[profile.name] or 1.0
             for i, (cut, ms) in enumerate(zip(cuts, latency)):

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _colours(plan: Plan) -> dict[str, tuple]:
+    """One colour per network for the whole plan, so curves match across devices."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return {n: cmap(i % 20) for i, n in enumerate(plan.networks)}
+
+
 def depth_plot(plan: Plan, hardware: str) -> bytes:
     """Latency against depth kept, one curve per network, with the deadline line."""
     import matplotlib
@@ -63,11 +72,13 @@ def depth_plot(plan: Plan, hardware: str) -> bytes:
         return (-(max(ok) if ok else -1), min(c.latency_ms for c in item[1]))
 
     chosen = sorted(groups.items(), key=rank)[:MAX_CURVES]
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    colours = _colours(plan)
+    fig, ax = plt.subplots(figsize=(9, 5))
     for network, cands in chosen:
         cands = sorted(cands, key=lambda c: c.cut_index)
         x = [c.depth_fraction for c in cands]
-        line, = ax.plot(x, [c.latency_ms for c in cands], marker=".", lw=1.2, label=network)
+        line, = ax.plot(x, [c.latency_ms for c in cands], marker=".", lw=1.2, label=network,
+                        color=colours[network])
         if any(c.upper_ms != c.latency_ms for c in cands):
             ax.fill_between(x, [c.latency_ms for c in cands], [c.upper_ms for c in cands],
                             color=line.get_color(), alpha=0.15)
@@ -78,7 +89,7 @@ def depth_plot(plan: Plan, hardware: str) -> bytes:
     ax.set_ylabel("predicted latency (ms, log)")
     ax.set_title(f"{hardware}: latency of every cut, batch {plan.batch}, {plan.dtype}")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 
@@ -93,8 +104,9 @@ def pareto_plot(plan: Plan, hardware: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4.8))
     ok = [c for c in cands if plan.is_feasible(c)]
     bad = [c for c in cands if not plan.is_feasible(c)]
-    ax.scatter([c.latency_ms for c in bad], [c.depth_fraction for c in bad], s=10,
-               color="lightgray", label="misses the deadline")
+    if bad:
+        ax.scatter([c.latency_ms for c in bad], [c.depth_fraction for c in bad], s=10,
+                   color="lightgray", label="misses the deadline")
     ax.scatter([c.latency_ms for c in ok], [c.depth_fraction for c in ok], s=12,
                color="tab:blue", label="feasible")
     front = plan.pareto(hardware)
@@ -103,7 +115,8 @@ def pareto_plot(plan: Plan, hardware: str) -> bytes:
                 color="tab:orange", ms=5, label="Pareto frontier")
         for c in front[-3:]:
             ax.annotate(f"{c.network}@{c.cut}", (c.latency_ms, c.depth_fraction), fontsize=7,
-                        xytext=(4, -10), textcoords="offset points")
+                        xytext=(-6, 6), textcoords="offset points", ha="right",
+                        bbox=dict(fc="white", ec="none", alpha=0.8))
     ax.axvline(plan.deadline_ms, color="crimson", ls="--", lw=1.5, label="deadline")
     ax.set_xscale("log")
     ax.set_xlabel("predicted latency (ms, log)")
@@ -116,14 +129,23 @@ def pareto_plot(plan: Plan, hardware: str) -> bytes:
 
 # ----- text ----------------------------------------------------------------------------
 
+def _params(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
 def _cand_row(plan: Plan, c: Candidate) -> list[str]:
-    return [c.network, c.cut + (" (whole)" if c.whole else ""), f"{c.depth_fraction:.2f}",
-            _fmt_ms(c.latency_ms),
-            _fmt_ms(c.upper_ms) if plan.confidence else "-",
-            f"{plan.deadline_ms - c.upper_ms:+.3g}", f"{c.params_kept / 1e6:.2f} M"]
+    row = [c.network, c.cut + (" (whole)" if c.whole else ""), f"{c.depth_fraction:.2f}",
+           f"{c.latency_ms:.2f}"]
+    if plan.confidence:
+        row.append(f"{c.upper_ms:.2f}")
+    return row + [f"{plan.deadline_ms - c.upper_ms:+.2f}", _params(c.params_kept)]
 
 
-CAND_HEAD = ["network", "cut", "depth kept", "latency", "upper bound", "slack (ms)", "params kept"]
+def _cand_head(plan: Plan) -> list[str]:
+    head = ["network", "cut", "depth kept", "latency (ms)"]
+    if plan.confidence:
+        head.append(f"{plan.confidence:.0%} bound (ms)")
+    return head + ["slack (ms)", "params kept"]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -141,11 +163,12 @@ def _sections(plan: Plan) -> list[tuple[str, str, list[str], list[list[str]]]]:
         shelf = [c for c in plan.off_the_shelf() if c.hardware == hw]
         shelf.sort(key=lambda c: c.latency_ms)
         front = plan.pareto(hw)
-        out.append((hw, "Off-the-shelf networks that meet the deadline", CAND_HEAD,
+        head = _cand_head(plan)
+        out.append((hw, "Off-the-shelf networks that meet the deadline", head,
                     [_cand_row(plan, c) for c in shelf]))
         out.append((hw, "Proposed TRNs to retrain (deepest feasible cut and runners-up)",
-                    CAND_HEAD, [_cand_row(plan, c) for c in props]))
-        out.append((hw, "Pareto frontier (latency against depth kept)", CAND_HEAD,
+                    head, [_cand_row(plan, c) for c in props]))
+        out.append((hw, "Pareto frontier (latency against depth kept)", head,
                     [_cand_row(plan, c) for c in front]))
         deepest = {}
         for c in props:
@@ -233,15 +256,24 @@ th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left}th{backgroun
 tr:nth-child(even) td{background:#fbfcfd}.facts td:first-child{font-weight:600}
 .warn{background:#fff4e5;border-left:4px solid #e67e22;padding:.6rem 1rem}
 img{max-width:100%;border:1px solid #eaeef2;margin:.4rem 0}.muted{color:#57606a;font-size:.85rem}
-details{margin:.4rem 0 1rem}"""
+details{margin:.4rem 0 1rem}.scroll{overflow-x:auto}
+td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"""
+
+
+_NUMERIC = re.compile(r"^[+-]?[0-9.,]+( ?(ms|M|k|%))?( \\(.*\\))?$")
 
 
 def _html_table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """A table in a horizontally scrolling box; numbers right-aligned."""
     if not rows:
         return "<p><em>none</em></p>"
-    h = "".join(f"<th>{html.escape(x)}</th>" for x in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>'
+    thead = ("<thead><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in head) + "</tr></thead>"
+             if any(head) else "")
+    def cell(x: str) -> str:
+        klass = " class='num'" if _NUMERIC.match(x) else ""
+        return f"<td{klass}>{html.escape(x)}</td>"
+    body = "".join("<tr>" + "".join(cell(x) for x in r) + "</tr>" for r in rows)
+    return f"<div class='scroll'><table class='{cls}'>{thead}<tbody>{body}</tbody></table></div>"
 
 
 def render_html(plan: Plan, pngs: dict[str, bytes], command: str | None = None) -> str:
@@ -255,6 +287,13 @@ def render_html(plan: Plan, pngs: dict[str, bytes], command: str | None = None) 
              "from each device's hardware profile; their measured error is in "
              "reports/validation.md. Depth kept stands in for accuracy until the proposed "
              "TRNs are retrained.</p>"]
+    if len(plan.hardware) > 1:
+        rows = [[n] + [f"{v['cut']} ({v['slack_ms']:+.2f} ms)" if v["cut"]
+                       else f"none (fastest {_fmt_ms(v['fastest_ms'])})"
+                       for v in (per[h] for h in plan.hardware)]
+                for n, per in plan.matrix().items()]
+        parts.append("<h2>Feasibility matrix: deepest feasible cut (slack)</h2>"
+                     + _html_table(["network"] + plan.hardware, rows))
     sections = _sections(plan)
     for hw in plan.hardware:
         facts = _profile_facts(hw)
@@ -275,12 +314,6 @@ def render_html(plan: Plan, pngs: dict[str, bytes], command: str | None = None) 
         for device, title, head, rows in sections:
             if device == hw:
                 parts.append(f"<h3>{html.escape(title)}</h3>" + _html_table(head, rows))
-    if len(plan.hardware) > 1:
-        rows = [[n] + [f"{v['cut']} ({v['slack_ms']:+.3g} ms)" if v["cut"]
-                       else f"none (fastest {_fmt_ms(v['fastest_ms'])})"
-                       for v in (per[h] for h in plan.hardware)]
-                for n, per in plan.matrix().items()]
-        parts.append("<h2>Feasibility matrix</h2>" + _html_table(["network"] + plan.hardware, rows))
     if plan.skipped:
         parts.append("<h2>Networks skipped</h2>" + _html_table(
             ["network", "why"], [[k, v] for k, v in plan.skipped.items()]))
