@@ -1,0 +1,226 @@
+"""`netcut validate`: the summary arithmetic, the writer and the command.
+
+The writer is driven by a small synthetic validation whose errors are chosen so
+every metric can be worked out by hand (the derivations are in the comments).
+The real H100 leave-models-out run (minutes) is not run here; the Jetson part
+(seconds) is, through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from netcut.errors import InvalidInputError
+from netcut.measurements import Cut, Row
+from netcut.validation.report import (
+    JETSON_CSV,
+    Scored,
+    Target,
+    Validation,
+    shipped_external,
+    trimmed_vs_whole,
+)
+from netcut.validation.writer import render_markdown, write_report
+
+CONTEXT = {"date": "2000-01-01 00:00 UTC", "machine": "test machine", "command": "netcut validate"}
+
+
+def _row(model, mode, batch, measured, k=None):
+    cut = None if k is None else Cut(last_block=f"block{k}", k=k, n_blocks=3)
+    return Row(model=model, input=(3, 224, 224), batch=batch, dtype="float32", mode=mode,
+               cut=cut, median_ms=measured)
+
+
+# (row, leave-models-out prediction, datasheet prediction); APE = |pred / meas - 1|
+SYNTHETIC = [
+    # GPU-bound: fit APEs 0.05, 0.15, 0, 0.08; datasheet APEs 0.2, 0, 0.25, 0.35
+    (_row("a", "graph", 1, 1.0), 1.05, 1.2),
+    (_row("a", "eager", 64, 2.0), 2.3, 2.0),
+    (_row("b", "graph", 1, 4.0), 4.0, 3.0),
+    (_row("b", "eager", 64, 10.0), 10.8, 6.5),
+    # host-bound (eager b1): fit APEs 0.05, 0.2, 0, 0, 0.3, 0.05, 0, 0.2; datasheet all 0.5
+    (_row("a", "eager", 1, 2.0), 2.1, 3.0),
+    (_row("a", "eager", 1, 0.5, k=1), 0.6, 0.75),
+    (_row("a", "eager", 1, 1.0, k=2), 1.0, 1.5),
+    (_row("a", "eager", 1, 2.2, k=3), 2.2, 3.3),
+    (_row("b", "eager", 1, 4.0), 5.2, 6.0),
+    (_row("b", "eager", 1, 1.0, k=1), 1.05, 1.5),
+    (_row("b", "eager", 1, 2.0, k=2), 2.0, 3.0),
+    (_row("b", "eager", 1, 3.0, k=3), 3.6, 4.5),
+]
+JETSON = [
+    # APEs: nano eager 0.25 and 0.05, nano fused 1.0, xavier eager 0.05
+    {"device": "jetson-nano", "model": "resnet18", "mode": "eager", "measured_ms": 40.0, "predicted_ms": 30.0},
+    {"device": "jetson-nano", "model": "resnet50", "mode": "eager", "measured_ms": 80.0, "predicted_ms": 84.0},
+    {"device": "jetson-nano", "model": "resnet18", "mode": "fused", "measured_ms": 10.0, "predicted_ms": 20.0},
+    {"device": "jetson-xavier-agx", "model": "resnet18", "mode": "eager", "measured_ms": 8.0, "predicted_ms": 8.4},
+]
+
+
+def synthetic_validation(with_jetson: bool = False) -> Validation:
+    rows = [r for r, _, _ in SYNTHETIC]
+    result = {
+        "lomo": Scored("fit", rows, np.array([f for _, f, _ in SYNTHETIC])),
+        "datasheet": Scored("datasheet", rows, np.array([d for _, _, d in SYNTHETIC])),
+        "repeatability": {"float32 b1": 0.04, "float32 b64": 0.01},
+        "folds": {"a": {"graph": 1, "eager": 5}, "b": {"graph": 1, "eager": 6}},
+        "files": {"h100-graph": "g.json", "h100-eager": "e.json"},
+        "profile": {"name": "h100-sxm", "file": "h100-sxm.yaml", "sha256": "0123456789ab"},
+    }
+    return Validation(h100=result, jetson=list(JETSON) if with_jetson else None)
+
+
+def _table_row(markdown: str, *starts: str) -> list[str]:
+    """The cells of the one markdown table row whose first cells are ``starts``."""
+    hits = []
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[:len(starts)] == list(starts):
+            hits.append(cells)
+    assert len(hits) == 1, (starts, hits)
+    return hits[0]
+
+
+def test_target_checks_both_ways():
+    assert Target("mape", "<=", 0.10).check({"mape": 0.07})["met"] is True
+    assert Target("mape", "<=", 0.10).check({"mape": 0.13})["met"] is False
+    assert Target("within_10", ">=", 0.80).check({"within_10": 0.80})["met"] is True
+    assert Target("within_10", ">=", 0.80).check({"within_10": 0.75})["met"] is False
+    assert Target("mape", "<=", 0.10).check({"mape": math.nan})["met"] is False  # no rows: not met
+
+
+def test_h100_summary_by_hand():
+    h = synthetic_validation().summary()["h100"]
+    gpu, host = h["regimes"]["gpu_bound"], h["regimes"]["host_bound"]
+    # GPU-bound fit: (0.05 + 0.15 + 0 + 0.08) / 4 = 0.07; within ±10%: 3 of 4
+    assert gpu["fit"]["n"] == 4
+    assert gpu["fit"]["mape"] == pytest.approx(0.07)
+    assert gpu["fit"]["within_10"] == pytest.approx(0.75)
+    assert [c["met"] for c in gpu["fit"]["targets"]] == [True, False]  # MAPE met, share not
+    assert gpu["fit"]["met"] is False
+    # GPU-bound datasheet: (0.2 + 0 + 0.25 + 0.35) / 4 = 0.2; within: 1 of 4
+    assert gpu["datasheet"]["mape"] == pytest.approx(0.20)
+    assert gpu["datasheet"]["within_10"] == pytest.approx(0.25)
+    # host-bound fit: (0.05 + 0.2 + 0 + 0 + 0.3 + 0.05 + 0 + 0.2) / 8 = 0.1 <= 0.2: met
+    assert host["fit"]["n"] == 8
+    assert host["fit"]["mape"] == pytest.approx(0.10)
+    assert host["fit"]["met"] is True
+    # host-bound datasheet: every prediction 1.5x: 0.5 > 0.2, not met
+    assert host["datasheet"]["mape"] == pytest.approx(0.50)
+    assert host["datasheet"]["met"] is False
+    # repeatability sits beside the eager error of its (dtype, batch)
+    b1 = next(e for e in h["eager_by_dtype_batch"] if e["batch"] == 1)
+    assert b1["repeatability"] == 0.04 and b1["fit"]["n"] == 8
+    # cut order: both models' trimmed predictions rise with measured time: rho = 1
+    assert h["cut_order_spearman"]["fit"] == {"groups": 2, "undefined": 0, "median": 1.0,
+                                               "min": 1.0, "share_ge_0.95": 1.0}
+    # calibration rows: a's fold 1 + 5 = 6, b's 1 + 6 = 7
+    assert (h["folds"]["calibration_rows_min"], h["folds"]["calibration_rows_max"]) == (6, 7)
+
+
+def test_trimmed_vs_whole_by_hand():
+    c = trimmed_vs_whole([r for r, _, _ in SYNTHETIC])
+    # deepest trimmed (k=3) / whole: a 2.2 / 2.0 = 1.1, b 3.0 / 4.0 = 0.75
+    assert [g["ratio"] for g in c["groups"]] == pytest.approx([1.1, 0.75])
+    assert c["median"] == pytest.approx((1.1 + 0.75) / 2)
+    assert (c["min"], c["max"]) == pytest.approx((0.75, 1.1))
+    assert c["above_1"] == 1 and c["n"] == 2
+
+
+def test_markdown_tables_carry_the_computed_numbers():
+    v = synthetic_validation(with_jetson=True)
+    text = render_markdown(v.summary(), CONTEXT, {"h100-sxm": "validation/h100-sxm.png"})
+    row = _table_row(text, "GPU-bound", "CUDA-graph rows at every batch, and eager rows at batch 64",
+                     "leave-models-out fit")
+    assert row[3:5] == ["4", "7.0%"] and row[6] == "75%"
+    assert row[7] == "MAPE ≤ 10%: **met**; within ±10% ≥ 80%: **not met**"
+    row = _table_row(text, "host-bound", "eager rows at batch 1 and 16", "datasheet-only")
+    assert row[3:5] == ["8", "50.0%"] and row[7] == "MAPE ≤ 20%: **not met**"
+    # Jetson nano eager: APEs |30/40 - 1| = 0.25 and |84/80 - 1| = 0.05 -> MAPE 15.0%, met
+    row = _table_row(text, "jetson-nano", "eager", "datasheet-only")  # the summary table
+    assert row[3:5] == ["2", "15.0%"] and row[6] == "MAPE ≤ 25%: **met**"
+    # nano fused: |20/10 - 1| = 1.0 -> 100.0%, not met
+    row = _table_row(text, "jetson-nano", "fused", "datasheet-only")
+    assert row[4] == "100.0%" and row[6] == "MAPE ≤ 25%: **not met**"
+    # the summary table repeats the H100 regime numbers
+    row = _table_row(text, "h100-sxm", "host-bound", "leave-models-out fit")
+    assert row[3:5] == ["8", "10.0%"] and row[6] == "MAPE ≤ 20%: **met**"
+    # the header names the data, the profile hash, the fold sizes and the command
+    for needle in ("`g.json`", "`0123456789ab`", "6–7 rows", "`netcut validate`", CONTEXT["date"]):
+        assert needle in text
+    assert "](validation/h100-sxm.png)" in text
+
+
+def test_write_report_writes_markdown_and_plots(tmp_path):
+    written = write_report(tmp_path, synthetic_validation(with_jetson=True), CONTEXT)
+    md = tmp_path / "validation.md"
+    assert written[-1] == md and md.read_text(encoding="utf-8").startswith("# Validation")
+    pngs = sorted(p.name for p in (tmp_path / "validation").iterdir())
+    assert pngs == ["h100-sxm.png", "jetson-nano.png", "jetson-xavier-agx.png"]
+    for name in pngs:
+        data = (tmp_path / "validation" / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+        assert f"](validation/{name})" in md.read_text(encoding="utf-8")
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_unwritable_output_is_a_clean_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InvalidInputError, match="cannot write to"):
+        write_report(blocker / "reports", synthetic_validation(), CONTEXT)
+    assert blocker.read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_failed_replace_keeps_the_old_report(tmp_path, monkeypatch):
+    import netcut.cli.files as files
+
+    (tmp_path / "validation.md").write_text("old report")
+    real_replace = files.os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith(".md"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", failing_replace)
+    with pytest.raises(InvalidInputError, match="No space left"):
+        write_report(tmp_path, synthetic_validation(), CONTEXT)
+    assert (tmp_path / "validation.md").read_text() == "old report"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_jetson_data_is_shipped_with_its_licence():
+    csv_path = shipped_external(JETSON_CSV)
+    assert csv_path.is_file() and (csv_path.parent / "LICENSE.torch2trt.md").is_file()
+
+
+def test_cli_validate_jetson_json(cli, tmp_path):
+    code, out, err = cli("validate", "--only", "jetson", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload) == {"jetson"}
+    jetson = payload["jetson"]
+    assert set(jetson) == {"data", "profiles", "targets", "groups", "by_model"}
+    groups = {(g["device"], g["mode"]) for g in jetson["groups"]}
+    assert groups == {("jetson-nano", "eager"), ("jetson-nano", "fused"),
+                      ("jetson-xavier-agx", "eager"), ("jetson-xavier-agx", "fused")}
+    for g in jetson["groups"]:
+        assert g["n"] > 0 and math.isfinite(g["mape"]) and g["mape"] >= 0
+        assert g["met"] == (g["mape"] <= 0.25)
+    assert (tmp_path / "validation.md").is_file()
+    assert (tmp_path / "validation" / "jetson-nano.png").stat().st_size > 0
+    assert "## H100" not in (tmp_path / "validation.md").read_text(encoding="utf-8")
+
+
+def test_cli_validate_rejects_an_unknown_part(cli, tmp_path):
+    out_dir = tmp_path / "reports"
+    code, out, err = cli("validate", "--only", "nonsense", "--out", str(out_dir))
+    assert code == 2 and out == ""
+    assert err.startswith("error:") and "nonsense" in err and len(err.strip().splitlines()) == 1
+    assert not out_dir.exists()  # refused before any work
