@@ -1,7 +1,8 @@
 """netcut: which network, cut where, meets my deadline on that device?
 
 The stable API: :func:`list_hardware`, :func:`load_hardware`, :func:`trace`,
-:func:`predict` and the :class:`Estimate` / :class:`LayerTable` they return.
+:func:`predict` and the :class:`Estimate` / :class:`LayerTable` they return; the
+planner's :func:`cut_points`, :func:`trim` and :func:`plan` (-> :class:`Plan`).
 Nothing is loaded or traced at import time.
 """
 
@@ -16,6 +17,8 @@ from .errors import (
 )
 from .estimate import Estimate, estimate_table, predict
 from .hardware import list_hardware, load_hardware
+from .planner import cut_points, trim
+from .planner.plan import Plan, plan
 from .tracing import LayerTable, trace
 
 __version__ = "0.1.0"
@@ -26,13 +29,17 @@ __all__ = [
     "InvalidInputError",
     "LayerTable",
     "MeasurementError",
+    "Plan",
     "ModelSpecError",
     "NetcutError",
     "TraceError",
     "UnknownHardwareError",
+    "cut_points",
     "estimate_table",
     "list_hardware",
     "load_hardware",
+    "plan",
     "predict",
     "trace",
+    "trim",
 ]

@@ -109,8 +109,8 @@ def test_densenet121_cuts_after_dense_blocks_and_transitions():
 
 
 def test_googlenet_cuts_after_whole_inception_modules():
-    expected = ["conv1", "conv2", "conv3"] + [f"inception{m}" for m in
-                                              ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
+    modules = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+    expected = ["conv1", "conv2", "conv3"] + [f"inception{m}" for m in modules]
     t = traced("googlenet")
     cuts = cut_points(t)
     # branches are nested Sequentials (blocks of their own in the table) but no

@@ -307,8 +307,9 @@ def _shapes_on_fake(trn: TrimmedNet, input_shape) -> tuple[tuple, tuple]:
         try:
             out = trn.head(trn.pool(features))
         except Exception as exc:
-            raise InvalidInputError(f"the head does not take the pooled features "
-                                    f"[{_CHECK_BATCH}, {cut.channels}]: {_first_line(exc)}") from None
+            raise InvalidInputError(
+                f"the head does not take the pooled features "
+                f"[{_CHECK_BATCH}, {cut.channels}]: {_first_line(exc)}") from None
     return tuple(features.shape), tuple(out.shape)
 
 
