@@ -212,6 +212,13 @@ def test_cli_plan_json(cli, tmp_path):
     assert (tmp_path / "p.html").is_file() and (tmp_path / "p.md").is_file()
 
 
+def test_cli_runners_up(cli):
+    code, out, err = cli("plan", "--hw", "jetson-orin-nano", "--deadline", "1000ms", "--models",
+                         "resnet18", "--no-report", "--runners-up", "0", "--json")
+    assert code == 0, err
+    assert [c["cut"] for c in json.loads(out)["proposals"]] == ["layer4.1"]
+
+
 def test_cli_nothing_feasible_is_an_answer(cli, tmp_path):
     code, out, err = cli("plan", "--hw", "raspberry-pi-4", "--deadline", "0.001ms", "--models",
                          "resnet18", "--no-report")

@@ -41,6 +41,8 @@ def plan(
         None, help="judge the upper bound at this confidence, e.g. 0.9 (calibrated profiles)"),
     num_classes: int = typer.Option(10, "--num-classes", help="classes of the new head"),
     granularity: str = typer.Option("block", help="block (default) or layer"),
+    runners_up: int = typer.Option(2, "--runners-up", min=0,
+                                   help="feasible cuts proposed beside the deepest, per network"),
     report: Optional[Path] = typer.Option(
         None, "--report", help="report path (.html; .md and .json beside it). "
         "Default: reports/plan-<hw>-<deadline>.html"),
@@ -71,7 +73,7 @@ def plan(
 
         result = run_plan(specs, hw, deadline_ms, batch=batch, dtype=dtype, confidence=confidence,
                           mode=mode, num_classes=num_classes, granularity=granularity,
-                          progress=tick, strict=specs is not None)
+                          progress=tick, strict=specs is not None, runners_up=runners_up)
     for w in caught:
         if "netcut" in str(w.filename):
             cli.err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
