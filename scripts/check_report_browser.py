@@ -498,8 +498,8 @@ def run_check(out: Path = DEFAULT_OUT, width: int = 1200, height: int = 2400,
         layout = probe_layout(chromium, html, width, height, work)
         seconds["layout"] = time.monotonic() - t0
         if devices is None:  # a report given by the caller: whatever sections it has
-            devices = [h for h in layout.get("h2", []) if h not in (
-                "Feasibility matrix", "Networks skipped", "Unsupported ops (priced as plain copies)")]
+            devices = [h for h in layout.get("h2", []) if not h.startswith((
+                "Feasibility matrix", "Networks skipped", "Unsupported ops"))]
         problems = check_layout(layout, devices)
         if full_page:
             height = max(1, min(int(layout.get("height", height)), 16384))
