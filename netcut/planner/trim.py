@@ -126,7 +126,7 @@ def trim(model: nn.Module | str, cut: str | CutPoint, num_classes: int,
         raise InvalidInputError(f"num_classes must be a positive integer, got {num_classes!r}")
     _make_head(head, 1, 1, hidden, dropout, {"device": "meta"})  # bad arguments fail first
     GlobalPool("NLC", token_pool)
-    module, label = _build(model)
+    module, label = build_model(model)
     if table is not None and input_shape is None:
         shape = tuple(table.input_shape)
     else:
@@ -329,7 +329,7 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def _build(model: nn.Module | str) -> tuple[nn.Module, str]:
+def build_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     """The module to cut: a given module as is, a spec built on the CPU with
     random weights (``weights=None``), since a TRN needs real tensors."""
     if isinstance(model, nn.Module):

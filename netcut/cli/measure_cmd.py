@@ -1,0 +1,76 @@
+"""``netcut measure``: time a network (and its trimmed versions) on this machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import main as cli
+from .files import atomic_write_text
+from .render import print_json
+
+
+@cli.app.command()
+def measure(
+    model: str = typer.Argument(..., help="resnet50, torchvision:resnet50 or package.module:factory"),
+    out_file: Path = typer.Option(..., "--out", help="measurement file to write (JSON, netcut schema)"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    batch: int = typer.Option(1, help="batch size"),
+    dtype: str = typer.Option("float32", help="float32, float16, bfloat16"),
+    input: Optional[str] = typer.Option(None, "--input", help="per-sample shape, e.g. 3x224x224"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (torch.set_num_threads)"),
+    cuts: bool = typer.Option(False, "--cuts", help="also every trimmed network at its block cuts"),
+    warmup: int = typer.Option(5, help="untimed calls before timing"),
+    repeats: int = typer.Option(30, help="timed calls per row (median, min, p90 kept)"),
+    profile_hint: Optional[str] = typer.Option(None, "--profile-hint", help="closest shipped profile"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+) -> None:
+    """Measure MODEL's latency here, following netcut's written protocol.
+
+    The file is rewritten atomically after every row, so Ctrl-C keeps what finished.
+    Per-layer timing (--per-layer) is not implemented yet.
+    """
+    from ..errors import InvalidInputError
+    from ..measure import PROTOCOL, environment, measure as run_measure
+    from ..measurements import SCHEMA_NAME, SCHEMA_VERSION
+
+    if not out_file.parent.is_dir() and str(out_file.parent):
+        raise InvalidInputError(f"cannot write {out_file}: folder {out_file.parent} does not exist")
+    env = environment(device)
+    header = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
+              "device": env.get("gpu") or env["cpu"], "profile_hint": profile_hint,
+              "source": "netcut measure (this machine)",
+              "protocol": PROTOCOL.format(warmup=warmup, repeats=repeats), "environment": env}
+    rows: list[dict] = []
+
+    def save(row) -> None:
+        rows.append(row.model_dump(mode="json", exclude_none=True))
+        atomic_write_text(out_file, json.dumps(header | {"rows": rows}, indent=1))
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=cli.err, transient=True,
+                        disable=not cli.err.is_terminal)
+    try:
+        with progress:
+            task = progress.add_task("measuring", total=None)
+            run_measure(model, device=device, batch=batch, dtype=dtype, input_shape=input,
+                        threads=threads, cuts=cuts, warmup=warmup, repeats=repeats,
+                        progress=lambda k, n, what: progress.update(
+                            task, completed=k, total=n, description=f"measuring {what}"),
+                        on_row=save)
+    except KeyboardInterrupt:
+        cli.err.print(f"interrupted: {len(rows)} finished rows kept in {out_file}")
+        raise typer.Exit(130)
+    if as_json:
+        print_json(cli.out, rows)
+    else:
+        for r in rows:
+            cut = r.get("cut", {}).get("last_block", "whole")
+            cli.out.print(f"{r['model']:24s} {cut:32s} median {r['median_ms']:9.3f} ms  "
+                          f"min {r['min_ms']:9.3f}  p90 {r['p90_ms']:9.3f}  (n={r['n']})",
+                          highlight=False)
+    cli.err.print(f"wrote {len(rows)} rows to {out_file}")

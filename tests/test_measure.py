@@ -1,0 +1,95 @@
+"""netcut measure: the timing protocol, the written file, interruption, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from netcut.measure import environment, time_forward
+from netcut.measurements import load_measurements
+
+
+class Sleeper(torch.nn.Module):
+    """Sleeps a known, growing time per call: the timing stats can be computed by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(0.002 * self.calls)
+        return x
+
+
+def test_protocol_statistics_and_warmup():
+    m = Sleeper()
+    t = time_forward(m, torch.zeros(1), warmup=2, repeats=5)
+    assert m.calls == 7  # 2 warm-up + 5 timed
+    # timed calls sleep 6, 8, 10, 12, 14 ms: median 10, min 6 (sleep only adds time)
+    assert t.n == 5
+    assert 10.0 <= t.median_ms < 10.0 + 5.0
+    assert 6.0 <= t.min_ms < t.median_ms <= t.p90_ms
+
+
+def test_environment_records_what_latency_depends_on():
+    env = environment("cpu")
+    for key in ("torch", "torchvision", "cpu", "threads", "cudnn_benchmark", "allow_tf32_conv",
+                "allow_tf32_matmul", "timestamp"):
+        assert key in env
+
+
+def test_cli_measure_writes_a_valid_file_with_cuts(cli, tmp_path):
+    out = tmp_path / "m.json"
+    code, stdout, err = cli("measure", "resnet18", "--input", "3x32x32", "--cuts", "--repeats", "2",
+                            "--warmup", "0", "--out", str(out), "--json")
+    assert code == 0, err
+    parsed = load_measurements(out)  # the shared schema's own validation
+    names = [r.cut.last_block if r.cut else "whole" for r in parsed.rows]
+    assert names == ["whole", "conv1", "layer1.0", "layer1.1", "layer2.0", "layer2.1",
+                     "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+    assert all(r.n == 2 and r.min_ms <= r.median_ms <= r.p90_ms for r in parsed.rows)
+    assert parsed.environment["threads"] >= 1 and "2 timed calls" in parsed.protocol
+    assert len(json.loads(stdout)) == 10
+
+
+def test_ctrl_c_keeps_finished_rows(cli, tmp_path, monkeypatch):
+    import netcut.measure.runner as runner
+
+    real, calls = runner.time_forward, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "time_forward", flaky)
+    out = tmp_path / "m.json"
+    code, _, err = cli("measure", "resnet18", "--input", "3x32x32", "--cuts", "--repeats", "1",
+                       "--warmup", "0", "--out", str(out))
+    assert code == 130 and "2 finished rows kept" in err
+    assert len(load_measurements(out).rows) == 2
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--device", "tpu"], "cpu or cuda"),
+    (["--out", "/nonexistent/dir/m.json"], "does not exist"),
+    (["--threads", "0"], "threads"),
+])
+def test_cli_measure_errors(cli, tmp_path, args, needle):
+    base = ["measure", "resnet18", "--input", "3x32x32", "--repeats", "1"]
+    if "--out" not in args:
+        base += ["--out", str(tmp_path / "m.json")]
+    code, _, err = cli(*base, *args)
+    assert code == 2 and err.startswith("error:") and needle in err
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_cuda_without_gpu_is_a_clear_error(cli, tmp_path):
+    code, _, err = cli("measure", "resnet18", "--device", "cuda", "--out", str(tmp_path / "m.json"))
+    assert code == 2 and "no CUDA GPU" in err
