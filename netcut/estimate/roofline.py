@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..opclasses import MATRIX_CLASSES, OP_CLASSES
+from ..opclasses import OP_CLASSES
 from ..tracing.table import LayerTable
 
 #: op classes a ``fused`` (TensorRT-like) mode folds into the producing kernel
