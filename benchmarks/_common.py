@@ -14,20 +14,10 @@ import time
 from typing import Callable
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name where the OS tells it, else platform's guess."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def machine_info() -> dict:
     import torch
+
+    from netcut.measure.environment import cpu_model
 
     return {
         "platform": platform.platform(),

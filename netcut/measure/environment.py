@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import torch
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's marketing name where the OS tells it, else platform's guess."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -32,7 +33,7 @@ def environment(device: str) -> dict:
         "netcut": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "allow_tf32_conv": bool(torch.backends.cudnn.allow_tf32),

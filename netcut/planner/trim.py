@@ -25,12 +25,10 @@ Assumptions, written down as timm's ``FeatureDictNet`` does:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib
 import operator
 import warnings
-from typing import Iterator
 
 import torch
 import torch.fx as fx
@@ -39,6 +37,7 @@ import torch.nn as nn
 from ..errors import InvalidInputError, TraceError
 from ..models import resolve_model, torchvision_classifiers
 from ..tracing import LayerTable, parse_input_shape, trace
+from ..tracing.fx_tracer import eval_mode
 from .cuts import CutPoint, resolve_cut
 
 __all__ = ["GlobalPool", "TrimmedNet", "trim", "HEADS"]
@@ -173,7 +172,7 @@ def _training_leaves() -> tuple[type, ...]:
 def _prefix(module: nn.Module, table: LayerTable, point: CutPoint, label: str) -> fx.GraphModule:
     """The graph of ``module`` up to the node of ``point``, owning a copy of its weights."""
     try:
-        with _eval_mode(module):
+        with eval_mode(module):
             graph = _Tracer().trace(module)
     except Exception as exc:  # fx raises many types for untraceable code
         raise TraceError(f"cannot trim {label}: torch.fx cannot trace it "
@@ -263,7 +262,7 @@ def _check_output(trn: TrimmedNet, input_shape: tuple[int, ...], num_classes: in
     tensors (for models holding tensors that are not parameters or buffers)."""
     cut = trn.cut
     want_features = (_CHECK_BATCH, *cut.shape[1:])
-    with _eval_mode(trn), torch.no_grad():
+    with eval_mode(trn), torch.no_grad():
         try:
             features, out = _shapes_on_meta(trn, input_shape)
         except Exception:
@@ -315,18 +314,6 @@ def _shapes_on_fake(trn: TrimmedNet, input_shape) -> tuple[tuple, tuple]:
 
 def _strip(tensors: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode meanwhile; every submodule's flag is put back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in flags:
-            m.training = training
 
 
 def build_model(model: nn.Module | str) -> tuple[nn.Module, str]:
