@@ -1,0 +1,1 @@
+"""Calibrating a hardware profile to measured runs (scikit-learn-style Calibrator)."""

@@ -1,0 +1,1 @@
+"""Retraining trimmed networks with PyTorch Lightning (the only part that imports Lightning)."""

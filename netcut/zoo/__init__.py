@@ -1,0 +1,1 @@
+"""Network builders that are not in torchvision (NAS-Bench-201 cells)."""
