@@ -1,1 +1,6 @@
 """Calibrating a hardware profile to measured runs (scikit-learn-style Calibrator)."""
+
+from .calibrator import CalibrationResults, Calibrator
+from .params import CATALOGUE, FreeParam
+
+__all__ = ["CATALOGUE", "CalibrationResults", "Calibrator", "FreeParam"]

@@ -40,6 +40,7 @@ def predict(
     dtype: str = typer.Option("float32", help="float32, float16, bfloat16"),
     mode: Optional[str] = typer.Option(None, help="eager, graph or fused (default: the profile's)"),
     threads: Optional[int] = typer.Option(None, help="CPU profiles: threads to use"),
+    interval: float = typer.Option(0.9, help="level of the prediction interval (calibrated profiles)"),
     per_layer: bool = typer.Option(False, "--per-layer", help="one row per op instead of per block"),
     trace_out: Optional[Path] = typer.Option(None, "--trace", help="write a Chrome/Perfetto trace here"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -50,7 +51,8 @@ def predict(
     profile = load_hardware(hw, cores=threads) if threads else load_hardware(hw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = run_predict(model, profile, input_shape=input, dtype=dtype, mode=mode, batch=batch)
+        est = run_predict(model, profile, input_shape=input, dtype=dtype, mode=mode, batch=batch,
+                          interval=interval)
     for w in caught:
         if "netcut" in str(w.filename) or "priced as plain copies" in str(w.message):
             err.print(f"[yellow]warning:[/] {w.message}")
@@ -123,6 +125,7 @@ def hw_check(files: List[Path], as_json: bool = typer.Option(False, "--json")) -
 
 
 def _register_optional_commands() -> None:
+    from . import calibrate_cmd  # noqa: F401  (adds `netcut calibrate`)
     from . import measure_cmd  # noqa: F401  (adds `netcut measure`)
     from . import plan_cmd  # noqa: F401  (adds `netcut plan`)
     from . import validate_cmd  # noqa: F401  (adds `netcut validate`)

@@ -46,7 +46,7 @@ def estimate_tables(est, per_layer: bool) -> list[Table]:
     total = fmt_ms(s["total_ms"]) + " ms"
     if s["interval_ms"]:
         lo, hi = s["interval_ms"]
-        total += f"  [{fmt_ms(lo)}, {fmt_ms(hi)}]"
+        total += f"  [{fmt_ms(lo)}, {fmt_ms(hi)}] ({s['interval_level']:.0%} interval)"
     head.add_row("latency", total)
     head.add_row("mode / batch / dtype", f"{s['mode']} / {s['batch']} / {s['dtype']}")
     head.add_row("input", "x".join(map(str, s["input_shape"])))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 from ..dtypes import normalize_dtype
@@ -13,11 +14,19 @@ from .estimate import Estimate
 from .roofline import RowCosts, price_rows
 from .timeline import Schedule, schedule
 
-__all__ = ["Estimate", "RowCosts", "Schedule", "estimate_table", "predict"]
+#: default level of the two-sided prediction interval of a calibrated estimate
+DEFAULT_INTERVAL = 0.90
+
+__all__ = ["DEFAULT_INTERVAL", "Estimate", "RowCosts", "Schedule", "estimate_table", "predict"]
 
 
-def estimate_table(table: LayerTable, hardware, mode: str | None = None) -> Estimate:
-    """Price an already traced table (at its batch and dtype) on ``hardware``."""
+def estimate_table(table: LayerTable, hardware, mode: str | None = None,
+                   interval: float = DEFAULT_INTERVAL) -> Estimate:
+    """Price an already traced table (at its batch and dtype) on ``hardware``.
+
+    On a calibrated profile the estimate carries a two-sided prediction interval at
+    level ``interval`` (log-normal, from the calibration's leave-models-out spread).
+    """
     profile = load_hardware(hardware) if not hasattr(hardware, "overhead") else hardware
     mode = mode or profile.default_mode
     costs = price_rows(table, profile, mode)
@@ -31,11 +40,27 @@ def estimate_table(table: LayerTable, hardware, mode: str | None = None) -> Esti
         sched=schedule(costs, asynchronous),
         profile_calibrated=profile.calibration is not None,
     )
+    est.interval_ms = prediction_interval(est.total_ms, profile, interval)
+    est.interval_level = interval
     unsupported = table.unsupported()
     if unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(unsupported.items()))
         est.warnings.append(f"priced as plain copies (no cost formula): {listed}")
     return est
+
+
+def prediction_interval(total_ms: float, profile, level: float) -> tuple[float, float] | None:
+    """``(low, high)`` around ``total_ms`` holding the measured value with probability
+    ``level``, from ``calibration.log_residual_sd``; None for an uncalibrated profile."""
+    if not 0 < level < 1:
+        raise InvalidInputError(f"interval level must be between 0 and 1, got {level}")
+    sd = (profile.calibration or {}).get("log_residual_sd")
+    if sd is None:
+        return None
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    return total_ms * math.exp(-z * float(sd)), total_ms * math.exp(z * float(sd))
 
 
 @functools.lru_cache(maxsize=64)
@@ -44,13 +69,14 @@ def _cached_trace(spec: str, shape: tuple[int, ...]) -> LayerTable:
 
 
 def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str | None = None,
-            batch: int | None = None) -> Estimate:
+            batch: int | None = None, interval: float = DEFAULT_INTERVAL) -> Estimate:
     """Predict the latency of ``model`` on ``hardware``.
 
     ``model``: an ``nn.Module`` or a spec (``"resnet50"``, ``"torchvision:resnet50"``,
     ``"package.module:factory"``). ``input_shape``: per sample (``(3, 224, 224)``
     or ``"3x224x224"``), or with a leading batch dimension when ``batch`` is not
     given. ``mode``: ``eager``, ``graph`` or ``fused``; None = the profile's default.
+    ``interval``: level of the prediction interval a calibrated profile gives.
     """
     if isinstance(input_shape, (tuple, list)) and len(input_shape) == 4 and batch is None:
         batch, input_shape = input_shape[0], tuple(input_shape[1:])
@@ -63,7 +89,7 @@ def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str
         table = _cached_trace(model, shape)
     else:
         table = trace(model, shape)
-    est = estimate_table(table.at(batch=batch, dtype=dtype), hardware, mode)
+    est = estimate_table(table.at(batch=batch, dtype=dtype), hardware, mode, interval)
     for message in est.warnings:
         warnings.warn(f"{table.model_name}: {message}", stacklevel=2)
     return est

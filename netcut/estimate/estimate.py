@@ -28,6 +28,7 @@ class Estimate:
     sched: Schedule
     profile_calibrated: bool = False
     interval_ms: tuple[float, float] | None = None  # prediction interval, once calibrated
+    interval_level: float | None = None  # the probability that interval holds
     warnings: list[str] = field(default_factory=list)
 
     # ----- totals -----------------------------------------------------------------
@@ -124,6 +125,7 @@ class Estimate:
             "input_shape": [self.batch, *self.table.input_shape],
             "total_ms": self.total_ms,
             "interval_ms": list(self.interval_ms) if self.interval_ms else None,
+            "interval_level": self.interval_level if self.interval_ms else None,
             "calibrated": self.profile_calibrated,
             "flops": self.table.total_flops(),
             "params": self.table.total_params(),

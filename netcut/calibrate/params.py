@@ -1,0 +1,90 @@
+"""The free parameters a calibration may fit, in the order few-shot data can afford them.
+
+Each parameter is a *scale* on a group of profile numbers (1 = the base profile).
+Scaling groups instead of setting single numbers keeps what the datasheet and the
+defaults know (e.g. that depthwise convs reach a smaller share of peak than dense
+ones) and lets three measured networks move what three numbers can explain.
+
+``LINEAR`` parameters add time in proportion to their value on a synchronous
+schedule (a CPU, a CUDA graph): there the fit solves them by weighted least squares
+for every guess of the others, and reports them from statsmodels with intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class FreeParam:
+    name: str
+    patterns: tuple[str, ...]  # dotted paths (shell patterns) of the numbers it scales
+    meaning: str
+    fraction: bool = False  # the numbers are efficiencies: the scale keeps them <= 1
+    gpu_only: bool = False
+    eager_only: bool = False  # only eager rows have host dispatch
+    linear: bool = False  # time is linear in it on a synchronous schedule
+
+
+def _eff(kind: str, *classes: str) -> tuple[str, ...]:
+    names = classes or ("*",)
+    return tuple(f"efficiency.{kind}.{c}" for c in names) + tuple(
+        f"efficiency.by_dtype.*.{kind}.{c}" for c in names)
+
+
+CATALOGUE: tuple[FreeParam, ...] = (
+    FreeParam("compute", _eff("compute"), "every compute efficiency together", fraction=True),
+    FreeParam("dispatch", ("overhead.eager.dispatch_us.*",),
+              "host time to issue one op (every op class together)", eager_only=True, linear=True),
+    FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
+    FreeParam("conv", _eff("compute", "conv"), "dense convolutions' share of peak", fraction=True),
+    FreeParam("depthwise", _eff("compute", "conv_depthwise", "conv_grouped"),
+              "depthwise and grouped convolutions' share of peak", fraction=True),
+    FreeParam("matmul", _eff("compute", "matmul", "attention"),
+              "matrix multiplies' and attention's share of peak", fraction=True),
+    FreeParam("kernel", ("overhead.*.kernel_us", "overhead.*.kernel_us_by_dtype.*"),
+              "fixed device time per kernel", gpu_only=True, linear=True),
+    FreeParam("launch", ("overhead.*.launch_us",), "fixed time per forward pass", linear=True),
+    FreeParam("saturation", ("compute.saturation_outputs",),
+              "outputs a convolution needs to fill the GPU", gpu_only=True),
+)
+#: a per-dtype compute scale, offered when the rows hold more than one dtype
+DTYPE_COMPUTE = "compute@{dtype}"
+
+
+def dtype_param(dtype: str) -> FreeParam:
+    return FreeParam(DTYPE_COMPUTE.format(dtype=dtype), (f"efficiency.by_dtype.{dtype}.compute.*",),
+                     f"compute efficiencies at {dtype} (tensor cores vs the rest)", fraction=True)
+
+
+def candidates(kind: str, modes: set[str], dtypes: list[str]) -> list[FreeParam]:
+    """The catalogue in priority order, without what cannot apply to these rows."""
+    out = []
+    for p in CATALOGUE:
+        if p.gpu_only and kind != "gpu":
+            continue
+        if p.eager_only and "eager" not in modes:
+            continue
+        out.append(p)
+        if p.name == "memory" and len(dtypes) > 1:
+            out.extend(dtype_param(d) for d in dtypes[1:])
+    return out
+
+
+def by_names(names: list[str], kind: str, modes: set[str], dtypes: list[str]) -> list[FreeParam]:
+    """The parameters a user named (``--params compute,memory``), checked."""
+    known = {p.name: p for p in CATALOGUE} | {dtype_param(d).name: dtype_param(d) for d in dtypes}
+    chosen = []
+    for name in names:
+        if name not in known:
+            raise InvalidInputError(
+                f"unknown calibration parameter {name!r}; known: {', '.join(known)}")
+        p = known[name]
+        if p.gpu_only and kind != "gpu":
+            raise InvalidInputError(f"calibration parameter {name!r} applies to GPU profiles only")
+        if p.eager_only and "eager" not in modes:
+            raise InvalidInputError(f"calibration parameter {name!r} needs eager-mode measurements")
+        chosen.append(p)
+    return chosen

@@ -1,0 +1,186 @@
+"""Calibrator: recovers known parameters from synthetic rows, refuses what it cannot
+fit, and writes a profile whose interval `netcut predict` shows."""
+
+import json
+
+import numpy as np
+import pytest
+
+from netcut import load_hardware
+from netcut.calibrate import CATALOGUE, Calibrator
+from netcut.calibrate.calibrator import _Problem
+from netcut.calibrate.yaml_out import profile_yaml
+from netcut.errors import InvalidInputError
+from netcut.hardware import parse_profile
+from netcut.measurements import SCHEMA_NAME, SCHEMA_VERSION, Cut, Row
+from netcut.opclasses import OP_CLASSES
+from netcut.planner.cuts import cut_points
+from netcut.tracing.cache import trace_cached
+from netcut.validation.predictor import RowPredictor
+
+MODELS = ("resnet18", "mobilenet_v3_small", "squeezenet1_0")
+SHAPE = (3, 224, 224)
+PREDICTOR = RowPredictor()
+
+
+def _rows(models=MODELS, mode="eager", batch=1):
+    rows = []
+    for m in models:
+        rows.append(Row(model=m, input=SHAPE, batch=batch, dtype="float32", mode=mode, median_ms=1.0))
+        for cp in cut_points(trace_cached(m, SHAPE)):
+            rows.append(Row(model=m, input=SHAPE, batch=batch, dtype="float32", mode=mode,
+                            median_ms=1.0, cut=Cut(last_block=cp.name)))
+    return rows
+
+
+def _measured_on(profile, truth: dict, rows, noise=0.0, seed=0):
+    """Rows 'measured' on ``profile`` with the catalogue scales in ``truth`` applied."""
+    params = [p for p in CATALOGUE if p.name in truth]
+    problem = _Problem(profile, params, rows, PREDICTOR, ["float32"])
+    ms = problem.predict(np.array([truth[p.name] for p in params]))
+    ms = ms * np.exp(np.random.default_rng(seed).normal(0, noise, len(ms))) if noise else ms
+    return [r.model_copy(update={"median_ms": float(v)}) for r, v in zip(rows, ms)], problem.profile(
+        np.array([truth[p.name] for p in params]))
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return load_hardware("epyc-milan-2c")
+
+
+@pytest.fixture(scope="module")
+def recovered(cpu):
+    truth = {"compute": 0.6, "dispatch": 2.0, "memory": 0.8}
+    rows, true_profile = _measured_on(cpu, truth, _rows())
+    return Calibrator(cpu).fit(rows), true_profile, rows
+
+
+def test_recovers_known_cpu_parameters_exactly(recovered):
+    cal, true_profile, _ = recovered
+    got, want = cal.profile_, true_profile
+    for kind in ("compute", "memory"):
+        for c in OP_CLASSES:
+            assert got.efficiency.fraction(kind, c, "float32") == pytest.approx(
+                want.efficiency.fraction(kind, c, "float32"), rel=1e-3), (kind, c)
+    assert got.overhead["eager"].dispatch_us["default"] == pytest.approx(
+        want.overhead["eager"].dispatch_us["default"], rel=1e-3)
+    assert np.abs(np.exp(cal.results_.log_residuals) - 1).max() < 1e-6
+    # a fold that kept the memory-bound network (mobilenet) predicts the others
+    # exactly; leaving it out leaves two dense convnets that cannot tell memory
+    # from compute efficiency, and the error on it says so
+    folds = cal.results_.cv["per_model"]
+    assert folds["resnet18"]["mape"] < 1e-4 and folds["squeezenet1_0"]["mape"] < 1e-4
+    assert "memory" not in folds["mobilenet_v3_small"]["params"]
+    assert folds["mobilenet_v3_small"]["mape"] > 0.05
+
+
+def test_sklearn_contract_and_record(recovered, cpu):
+    cal, _, rows = recovered
+    assert isinstance(cal, Calibrator) and cal.base is cpu
+    record = cal.profile_.calibration
+    assert record["base_profile"] == cpu.name and record["n_rows"] == len(rows)
+    assert record["interval_from"] == "leave-models-out"
+    assert cal.profile_.name == f"{cpu.name}-calibrated"
+    res = cal.results_
+    assert set(res.params) == set(res.param_names)
+    assert res.covariance.shape == (len(res.param_names),) * 2
+    assert set(res.cv["per_model"]) == set(MODELS)
+    # the overhead scale on a CPU is linear: fitted by statsmodels WLS
+    assert res.params["dispatch"]["method"].startswith("statsmodels WLS")
+    np.testing.assert_allclose(cal.predict(rows), res.fitted_ms)
+
+
+def test_noisy_rows_give_an_honest_interval(cpu):
+    truth = {"compute": 0.5, "dispatch": 1.5}
+    rows, _ = _measured_on(cpu, truth, _rows(), noise=0.05, seed=3)
+    cal = Calibrator(cpu, params=["compute", "dispatch"]).fit(rows)
+    # the interval comes from models each fold did not see: at least the 5% noise,
+    # plus what extrapolating from two networks to a third costs (here ~0.14)
+    sd = cal.results_.log_residual_sd
+    assert 0.05 < sd < 0.3
+    in_sample_sd = np.std(cal.results_.log_residuals)
+    assert in_sample_sd < sd  # fitted rows look better than unseen ones
+    for name, truth_value in truth.items():
+        lo, hi = cal.results_.params[name]["ci95"]
+        assert lo < truth_value < hi, name
+
+
+def test_profile_round_trips_through_yaml(recovered):
+    cal = recovered[0]
+    text = profile_yaml(cal.profile_, "a test")
+    back = parse_profile(text, "roundtrip.yaml")
+    rows = recovered[2]
+    np.testing.assert_allclose(PREDICTOR.predict(rows, back), PREDICTOR.predict(rows, cal.profile_))
+    assert back.calibration["log_residual_sd"] == cal.profile_.calibration["log_residual_sd"]
+
+
+def test_gpu_eager_dispatch_is_recovered_from_a_few_networks():
+    gpu = load_hardware("t4")
+    truth = {"compute": 0.7, "dispatch": 1.6}
+    rows, true_profile = _measured_on(gpu, truth, _rows(models=("resnet18", "mobilenet_v3_small")))
+    cal = Calibrator(gpu, params=["compute", "dispatch"], cross_validate=False).fit(rows)
+    assert cal.results_.params["dispatch"]["scale"] == pytest.approx(1.6, rel=1e-3)
+    assert cal.results_.params["compute"]["scale"] == pytest.approx(0.7, rel=1e-3)
+    assert cal.results_.interval_from.startswith("in-sample")
+
+
+def test_refuses_fewer_rows_than_parameters(cpu):
+    one = _rows(models=("resnet18",))[:1]
+    with pytest.raises(InvalidInputError, match="measure 1 more"):
+        Calibrator(cpu).fit(one)
+    two = _rows(models=("resnet18",))[:2]
+    with pytest.raises(InvalidInputError, match="need at least 3 measured rows; got 2 - measure 1 more"):
+        Calibrator(cpu, params=["compute", "memory", "dispatch"]).fit(two)
+
+
+def test_bad_parameters_and_modes(cpu):
+    rows = _rows(models=("resnet18",))
+    with pytest.raises(InvalidInputError, match="unknown calibration parameter 'bogus'"):
+        Calibrator(cpu, params=["bogus"]).fit(rows)
+    with pytest.raises(InvalidInputError, match="GPU profiles only"):
+        Calibrator(cpu, params=["saturation"]).fit(rows)
+    graph = [r.model_copy(update={"mode": "graph"}) for r in rows]
+    with pytest.raises(InvalidInputError, match="mode graph, which profile epyc-milan-2c does not describe"):
+        Calibrator(cpu).fit(graph)
+    with pytest.raises(InvalidInputError, match="no rows"):
+        Calibrator(cpu).fit([])
+
+
+def _write_measurements(path, rows):
+    path.write_text(json.dumps({
+        "schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "device": "synthetic", "source": "test",
+        "protocol": "synthetic", "environment": {},
+        "rows": [r.model_dump(mode="json", exclude_none=True) for r in rows]}))
+
+
+def test_cli_calibrate_then_predict_shows_the_interval(cli, cpu, tmp_path):
+    rows, _ = _measured_on(cpu, {"compute": 0.6, "dispatch": 2.0}, _rows(), noise=0.03, seed=1)
+    meas = tmp_path / "mine.json"
+    _write_measurements(meas, rows)
+    out = tmp_path / "mine.yaml"
+    code, stdout, err = cli("calibrate", "--hw", "epyc-milan-2c", "-m", str(meas), "--out", str(out), "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["leave_models_out"]["n"] == len(rows)
+    assert out.exists() and "netcut calibrate" in out.read_text()
+    code, stdout, err = cli("predict", "resnet50", "--hw", str(out), "--json")
+    assert code == 0, err
+    est = json.loads(stdout)
+    lo, hi = est["interval_ms"]
+    assert lo < est["total_ms"] < hi and est["calibrated"] and est["interval_level"] == 0.9
+    code, stdout, _ = cli("predict", "resnet50", "--hw", "epyc-milan-2c", "--json")
+    assert json.loads(stdout)["interval_ms"] is None  # no interval without a calibration
+    code, stdout, err = cli("plan", "--hw", str(out), "--deadline", "40ms", "--models", "resnet18",
+                            "--confidence", "0.9", "--no-report", "--json")
+    assert code == 0, err
+
+
+def test_cli_bad_measurements_write_nothing(cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    out = tmp_path / "never.yaml"
+    code, _, err = cli("calibrate", "--hw", "epyc-milan-2c", "-m", str(bad), "--out", str(out))
+    assert code == 2 and "bad.json: not valid JSON" in err and "Traceback" not in err
+    assert not out.exists()
+    code, _, err = cli("calibrate", "--hw", "epyc-milan-2c", "-m", str(bad), "--out", str(tmp_path / "x.txt"))
+    assert code == 2 and "a profile is a .yaml file" in err
