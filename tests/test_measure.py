@@ -93,3 +93,39 @@ def test_cli_measure_errors(cli, tmp_path, args, needle):
 def test_cuda_without_gpu_is_a_clear_error(cli, tmp_path):
     code, _, err = cli("measure", "resnet18", "--device", "cuda", "--out", str(tmp_path / "m.json"))
     assert code == 2 and "no CUDA GPU" in err
+
+
+def test_cli_per_layer_times_every_leaf_call(cli, tmp_path):
+    from netcut.measurements import load_layer_measurements
+
+    out = tmp_path / "m.json"
+    code, stdout, err = cli("measure", "resnet18", "--input", "3x32x32", "--per-layer", "--repeats", "2",
+                            "--warmup", "0", "--out", str(out), "--json")
+    assert code == 0, err
+    layers = load_layer_measurements(tmp_path / "m.layers.json")
+    # resnet18: 21 modules that run once, plus each block's relu called twice (8 blocks)
+    import torchvision
+
+    leaves = [n for n, m in torchvision.models.resnet18().named_modules() if n and not list(m.children())]
+    assert len(layers.rows) == len(leaves) + 8
+    relu = [r for r in layers.rows if r.name == "layer1.0.relu"]
+    assert [r.call for r in relu] == [0, 1]
+    conv1 = layers.rows[0]
+    assert (conv1.name, conv1.type, conv1.in_shape, conv1.out_shape) == ("conv1", "Conv2d", (1, 3, 32, 32), (1, 64, 16, 16))
+    assert "isolated timing" in layers.protocol and len(json.loads(stdout)["layers"]) == len(layers.rows)
+
+
+def test_layer_files_are_validated(tmp_path):
+    from netcut.errors import MeasurementError
+    from netcut.measurements import load_layer_measurements, shipped_measurements
+
+    shipped = load_layer_measurements(shipped_measurements("h100-eager-layers"))
+    assert len(shipped.rows) == 6156  # calls numbered in file order where the file has none
+    assert {r.call for r in shipped.rows if r.name == "layer1.0.relu" and r.model == "resnet18"} == {0, 1}
+    bad = json.loads(shipped_measurements("h100-eager-layers").read_text())
+    bad["rows"] = bad["rows"][:3]
+    bad["rows"][2]["median_ms"] = float("inf")
+    path = tmp_path / "bad.layers.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(MeasurementError, match=r"bad.layers.json: row 2 median_ms = inf: Value error, must be a finite"):
+        load_layer_measurements(path)

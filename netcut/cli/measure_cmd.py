@@ -24,6 +24,8 @@ def measure(
     input: Optional[str] = typer.Option(None, "--input", help="per-sample shape, e.g. 3x224x224"),
     threads: Optional[int] = typer.Option(None, help="CPU threads (torch.set_num_threads)"),
     cuts: bool = typer.Option(False, "--cuts", help="also every trimmed network at its block cuts"),
+    per_layer: bool = typer.Option(False, "--per-layer",
+                                   help="also every leaf layer alone (written to OUT's stem + .layers.json)"),
     warmup: int = typer.Option(5, help="untimed calls before timing"),
     repeats: int = typer.Option(30, help="timed calls per row (median, min, p90 kept)"),
     profile_hint: Optional[str] = typer.Option(None, "--profile-hint", help="closest shipped profile"),
@@ -32,11 +34,12 @@ def measure(
     """Measure MODEL's latency here, following netcut's written protocol.
 
     The file is rewritten atomically after every row, so Ctrl-C keeps what finished.
-    Per-layer timing (--per-layer) is not implemented yet.
+    --per-layer times each leaf module alone on the input it received in a real
+    forward pass (isolated timing, like the shared H100 data; not torch.profiler).
     """
     from ..errors import InvalidInputError
-    from ..measure import PROTOCOL, environment, measure as run_measure
-    from ..measurements import SCHEMA_NAME, SCHEMA_VERSION
+    from ..measure import LAYER_PROTOCOL, PROTOCOL, environment, measure as run_measure, measure_per_layer
+    from ..measurements import LAYER_SCHEMA_NAME, SCHEMA_NAME, SCHEMA_VERSION
 
     if not out_file.parent.is_dir() and str(out_file.parent):
         raise InvalidInputError(f"cannot write {out_file}: folder {out_file.parent} does not exist")
@@ -46,10 +49,18 @@ def measure(
               "source": "netcut measure (this machine)",
               "protocol": PROTOCOL.format(warmup=warmup, repeats=repeats), "environment": env}
     rows: list[dict] = []
+    layer_file = out_file.with_name(out_file.name.removesuffix(".json") + ".layers.json")
+    layer_header = header | {"schema": LAYER_SCHEMA_NAME,
+                             "protocol": LAYER_PROTOCOL.format(warmup=warmup, repeats=repeats)}
+    layers: list[dict] = []
 
     def save(row) -> None:
         rows.append(row.model_dump(mode="json", exclude_none=True))
         atomic_write_text(out_file, json.dumps(header | {"rows": rows}, indent=1))
+
+    def save_layer(row) -> None:
+        layers.append(row.model_dump(mode="json", exclude_none=True))
+        atomic_write_text(layer_file, json.dumps(layer_header | {"rows": layers}, indent=1))
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=cli.err, transient=True,
@@ -62,11 +73,18 @@ def measure(
                         progress=lambda k, n, what: progress.update(
                             task, completed=k, total=n, description=f"measuring {what}"),
                         on_row=save)
+            if per_layer:
+                measure_per_layer(model, device=device, batch=batch, dtype=dtype, input_shape=input,
+                                  threads=threads, warmup=warmup, repeats=repeats,
+                                  progress=lambda k, n, what: progress.update(
+                                      task, completed=k, total=n, description=f"layer {what}"),
+                                  on_row=save_layer)
     except KeyboardInterrupt:
-        cli.err.print(f"interrupted: {len(rows)} finished rows kept in {out_file}")
+        kept = f" and {len(layers)} layers in {layer_file}" if layers else ""
+        cli.err.print(f"interrupted: {len(rows)} finished rows kept in {out_file}{kept}")
         raise typer.Exit(130)
     if as_json:
-        print_json(cli.out, rows)
+        print_json(cli.out, {"rows": rows, "layers": layers} if per_layer else rows)
     else:
         for r in rows:
             cut = r.get("cut", {}).get("last_block", "whole")
@@ -74,3 +92,5 @@ def measure(
                           f"min {r['min_ms']:9.3f}  p90 {r['p90_ms']:9.3f}  (n={r['n']})",
                           highlight=False)
     cli.err.print(f"wrote {len(rows)} rows to {out_file}")
+    if per_layer:
+        cli.err.print(f"wrote {len(layers)} layer rows to {layer_file}")

@@ -6,7 +6,8 @@ the numbers depend on. Only this package runs real forward passes.
 """
 
 from .environment import environment
-from .runner import measure
-from .timing import PROTOCOL, Timing, time_forward
+from .runner import measure, measure_per_layer
+from .timing import LAYER_PROTOCOL, PROTOCOL, Timing, time_forward
 
-__all__ = ["PROTOCOL", "Timing", "environment", "measure", "time_forward"]
+__all__ = ["LAYER_PROTOCOL", "PROTOCOL", "Timing", "environment", "measure", "measure_per_layer",
+           "time_forward"]

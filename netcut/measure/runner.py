@@ -10,12 +10,13 @@ import torch
 
 from ..dtypes import normalize_dtype
 from ..errors import InvalidInputError
-from ..measurements import Cut, Row
+from ..measurements import Cut, LayerRow, Row
 from ..planner.cuts import cut_points
 from ..planner.trim import build_model, trim
 from ..tracing import parse_input_shape
 from ..tracing.cache import trace_cached
 from ..tracing import trace
+from .layers import measure_layers
 from .timing import time_forward
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -27,6 +28,44 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
             progress: Callable[[int, int, str], None] | None = None,
             on_row: Callable[[Row], None] | None = None) -> list[Row]:
     """Time ``model`` (a spec or module) on ``device``; see :data:`timing.PROTOCOL`."""
+    module, name, table, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
+                                             warmup, repeats)
+    shape = tuple(x.shape[1:])
+    points = cut_points(table) if cuts else []
+    jobs = [(None, module)] + [(p, None) for p in points]
+    rows: list[Row] = []
+    for k, (point, net) in enumerate(jobs):
+        label = "whole" if point is None else point.name
+        if progress:
+            progress(k, len(jobs), f"{name} {label}")
+        if net is None:
+            net = trim(module, point, 10, table=table).eval().to(device=x.device, dtype=x.dtype)
+        t = time_forward(net, x, warmup, repeats)
+        cut = None if point is None else Cut(
+            last_block=point.name, k=k, n_blocks=len(points), channels=point.channels,
+            spatial=tuple(point.spatial) or None, num_classes=10)
+        row = Row(model=name, input=shape, batch=batch, dtype=dtype, mode="eager", cut=cut,
+                  median_ms=t.median_ms, min_ms=t.min_ms, p90_ms=t.p90_ms, n=t.n)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    if progress:
+        progress(len(jobs), len(jobs), "done")
+    return rows
+
+
+def measure_per_layer(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
+                      input_shape=None, threads: int | None = None, warmup: int = 5,
+                      repeats: int = 30, progress: Callable[[int, int, str], None] | None = None,
+                      on_row: Callable[[LayerRow], None] | None = None) -> list[LayerRow]:
+    """Time every leaf layer of ``model`` alone; see :data:`timing.LAYER_PROTOCOL`."""
+    module, name, _, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
+                                         warmup, repeats)
+    return measure_layers(module, x, name, dtype, warmup, repeats, progress, on_row)
+
+
+def _prepare(model, device, batch, dtype, input_shape, threads, warmup, repeats):
+    """Checked arguments -> (module on device, name, layer table, input, dtype name)."""
     dtype = normalize_dtype(dtype)
     if dtype not in _TORCH_DTYPES:
         raise InvalidInputError(f"measure supports {', '.join(_TORCH_DTYPES)}, not {dtype}")
@@ -43,27 +82,7 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
     shape = parse_input_shape(input_shape, model)
     module, name = build_model(model)
     table = trace_cached(model, shape) if isinstance(model, str) else trace(module, shape)
-    points = cut_points(table) if cuts else []
     tdtype = _TORCH_DTYPES[dtype]
     module = module.eval().to(device=device, dtype=tdtype)
     x = torch.randn(batch, *shape, device=device, dtype=tdtype)
-    jobs = [(None, module)] + [(p, None) for p in points]
-    rows: list[Row] = []
-    for k, (point, net) in enumerate(jobs):
-        label = "whole" if point is None else point.name
-        if progress:
-            progress(k, len(jobs), f"{name} {label}")
-        if net is None:
-            net = trim(module, point, 10, table=table).eval().to(device=device, dtype=tdtype)
-        t = time_forward(net, x, warmup, repeats)
-        cut = None if point is None else Cut(
-            last_block=point.name, k=k, n_blocks=len(points), channels=point.channels,
-            spatial=tuple(point.spatial) or None, num_classes=10)
-        row = Row(model=name, input=shape, batch=batch, dtype=dtype, mode="eager", cut=cut,
-                  median_ms=t.median_ms, min_ms=t.min_ms, p90_ms=t.p90_ms, n=t.n)
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    if progress:
-        progress(len(jobs), len(jobs), "done")
-    return rows
+    return module, name, table, x, dtype

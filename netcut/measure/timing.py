@@ -17,6 +17,15 @@ PROTOCOL = (
     "Trimmed networks: netcut.trim(model, cut, 10) = the prefix, global average pool, "
     "Linear(C, 10)."
 )
+LAYER_PROTOCOL = (
+    "netcut measure --per-layer: isolated timing. One forward pass with a forward "
+    "pre-hook on every leaf module (no children) records the positional inputs of "
+    "each call; then each call is timed ALONE on a copy of its own input, with the "
+    "whole-network protocol ({warmup} warm-up, {repeats} timed calls, median/min/p90). "
+    "Functional ops that are not modules (residual +, torch.cat, F.relu) are not "
+    "timed, so the layers do not sum to the whole network; each GPU row includes "
+    "one host dispatch."
+)
 
 
 @dataclass(frozen=True)
@@ -27,28 +36,31 @@ class Timing:
     n: int
 
 
-def time_forward(module: torch.nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> Timing:
-    """Time ``module(x)`` following :data:`PROTOCOL`."""
+def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int) -> Timing:
+    """Time ``module(x)`` following :data:`PROTOCOL`; ``x`` is a tensor or a tuple of
+    positional arguments (a leaf layer's captured inputs)."""
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
-    cuda = x.device.type == "cuda"
+    args = x if isinstance(x, tuple) else (x,)
+    device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    cuda = device.type == "cuda"
     samples = np.empty(repeats)
     with torch.inference_mode():
         for _ in range(warmup):
-            module(x)
+            module(*args)
         if cuda:
-            torch.cuda.synchronize(x.device)
+            torch.cuda.synchronize(device)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         for i in range(repeats):
             if cuda:
                 start.record()
-                module(x)
+                module(*args)
                 end.record()
                 end.synchronize()
                 samples[i] = start.elapsed_time(end)
             else:
                 t0 = time.perf_counter()
-                module(x)
+                module(*args)
                 samples[i] = (time.perf_counter() - t0) * 1e3
     return Timing(float(np.median(samples)), float(samples.min()),
                   float(np.percentile(samples, 90)), repeats)
