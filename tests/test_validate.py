@@ -204,7 +204,10 @@ def test_cli_validate_jetson_json(cli, tmp_path):
     code, out, err = cli("validate", "--only", "jetson", "--json", "--out", str(tmp_path))
     assert code == 0, err
     payload = json.loads(out)
-    assert set(payload) == {"jetson"}
+    assert set(payload) == {"jetson", "fewshot"} and set(payload["fewshot"]) == {"jetson"}
+    for case in payload["fewshot"]["jetson"]:  # 3-shot: fitted on 3 rows, judged on the rest
+        assert case["calibration_rows"] == 3 and case["calibrated"]["n"] == len(case["points"]) > 10
+        assert not set(case["calibration_models"]) & set(case["held_out_models"])
     jetson = payload["jetson"]
     assert set(jetson) == {"data", "profiles", "targets", "groups", "by_model"}
     groups = {(g["device"], g["mode"]) for g in jetson["groups"]}
@@ -215,6 +218,8 @@ def test_cli_validate_jetson_json(cli, tmp_path):
         assert g["met"] == (g["mape"] <= 0.25)
     assert (tmp_path / "validation.md").is_file()
     assert (tmp_path / "validation" / "jetson-nano.png").stat().st_size > 0
+    assert (tmp_path / "validation" / "jetson-nano-eager-3shot.png").stat().st_size > 0
+    assert "## Jetson: 3-shot calibration" in (tmp_path / "validation.md").read_text(encoding="utf-8")
     assert "## H100" not in (tmp_path / "validation.md").read_text(encoding="utf-8")
 
 

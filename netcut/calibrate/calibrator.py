@@ -125,6 +125,13 @@ class _Problem:
         self.sqrt_w = np.array([1.0 / np.sqrt(per_model[r.model]) for r in rows])
         self.synchronous = base.kind == "cpu" or all(r.mode != "eager" for r in rows)
 
+    def log_upper(self, i: int) -> float:
+        """Largest log-scale of parameter ``i``: an efficiency may not pass 1."""
+        if not self.params[i].fraction or not self.paths[i]:
+            return LOG_BOUND
+        top = max(get_path(self.data0, path) for path in self.paths[i])
+        return float(min(LOG_BOUND, max(-np.log(top), 1e-6)))
+
     def data(self, scales: np.ndarray) -> dict:
         data = copy.deepcopy(self.data0)
         factor: dict[str, float] = {}
@@ -348,7 +355,8 @@ def _solve(problem: _Problem) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     cov = np.full((len(params), len(params)), np.nan)
     theta = np.zeros(len(nonlinear))
     if nonlinear:
-        fit = least_squares(residuals, theta, bounds=(-LOG_BOUND, LOG_BOUND), loss="soft_l1",
+        upper = np.array([problem.log_upper(i) for i in nonlinear])
+        fit = least_squares(residuals, theta, bounds=(-LOG_BOUND, upper), loss="soft_l1",
                             f_scale=0.1, max_nfev=100 * (len(nonlinear) + 1), diff_step=1e-3)
         theta = fit.x
         dof = max(len(y) - len(params), 1)

@@ -1,6 +1,9 @@
 """The free parameters a calibration may fit, in the order few-shot data can afford them.
 
 Each parameter is a *scale* on a group of profile numbers (1 = the base profile).
+The order puts first the two terms every latency has: throughput (``compute``) and
+a fixed cost per op (``dispatch`` on an eager host, ``kernel`` on the device), so
+two or three measured networks fit the classic "time = a x work + b x ops" model.
 Scaling groups instead of setting single numbers keeps what the datasheet and the
 defaults know (e.g. that depthwise convs reach a smaller share of peak than dense
 ones) and lets three measured networks move what three numbers can explain.
@@ -38,14 +41,16 @@ CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("compute", _eff("compute"), "every compute efficiency together", fraction=True),
     FreeParam("dispatch", ("overhead.eager.dispatch_us.*",),
               "host time to issue one op (every op class together)", eager_only=True, linear=True),
-    FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
-    FreeParam("conv", _eff("compute", "conv"), "dense convolutions' share of peak", fraction=True),
-    FreeParam("depthwise", _eff("compute", "conv_depthwise", "conv_grouped"),
-              "depthwise and grouped convolutions' share of peak", fraction=True),
-    FreeParam("matmul", _eff("compute", "matmul", "attention"),
-              "matrix multiplies' and attention's share of peak", fraction=True),
     FreeParam("kernel", ("overhead.*.kernel_us", "overhead.*.kernel_us_by_dtype.*"),
               "fixed device time per kernel", gpu_only=True, linear=True),
+    FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
+    FreeParam("conv", _eff("compute", "conv"), "dense convolutions' share of peak", fraction=True),
+    FreeParam("depthwise", _eff("compute", "conv_depthwise"),
+              "depthwise convolutions' share of peak", fraction=True),
+    FreeParam("grouped", _eff("compute", "conv_grouped"),
+              "grouped convolutions' share of peak (ResNeXt, RegNet)", fraction=True),
+    FreeParam("matmul", _eff("compute", "matmul", "attention"),
+              "matrix multiplies' and attention's share of peak", fraction=True),
     FreeParam("launch", ("overhead.*.launch_us",), "fixed time per forward pass", linear=True),
     FreeParam("saturation", ("compute.saturation_outputs",),
               "outputs a convolution needs to fill the GPU", gpu_only=True),

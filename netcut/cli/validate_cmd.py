@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from . import main as cli
 from .render import print_json
 
-PARTS = ("h100", "jetson")
+PARTS = ("h100", "jetson", "timm")
 
 
 def parse_only(value: Optional[str]) -> tuple[str, ...]:
@@ -48,11 +48,13 @@ def command_line(out_dir: Path, only: Optional[str], as_json: bool) -> str:
 @cli.app.command()
 def validate(
     out_dir: Path = typer.Option(Path("reports"), "--out", help="where validation.md and validation/*.png go"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated parts: h100, jetson"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated parts: " + ", ".join(PARTS)),
     as_json: bool = typer.Option(False, "--json", help="print every metric as JSON"),
 ) -> None:
     """Predicted against measured: regenerate the validation report from the shipped data."""
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
+    from ..validation.jetson_fewshot import jetson_cases
+    from ..validation.timm_cpu import timm_cases
     from ..validation.writer import prepare_output, run_context, write_report
 
     parts = parse_only(only)
@@ -74,6 +76,9 @@ def validate(
             task = progress.add_task("Jetson: datasheet-only profiles", total=None)
             validation.jetson = jetson_datasheet()
             progress.update(task, total=1, completed=1)
+            validation.fewshot["jetson"] = _run_cases(progress, "Jetson 3-shot", jetson_cases())
+        if "timm" in parts:
+            validation.fewshot["timm"] = _run_cases(progress, "timm CPU 5-shot", timm_cases())
         progress.add_task("writing the report and plots", total=None)
         written = write_report(out_dir, validation, run_context(command_line(out_dir, only, as_json)))
     cli.err.print(f"wrote {written[-1]} and {len(written) - 1} plot(s) in {written[-1].parent / 'validation'}",
@@ -83,6 +88,21 @@ def validate(
         print_json(cli.out, _finite(summary))
         return
     cli.out.print(summary_table(headline(summary)))
+
+
+def _run_cases(progress, label: str, cases: list) -> list:
+    """Run few-shot cases with one progress task; one predictor shares the traces."""
+    from ..validation.fewshot import run_case
+    from ..validation.predictor import RowPredictor
+
+    predictor = RowPredictor()
+    task = progress.add_task(label, total=len(cases))
+    results = []
+    for k, case in enumerate(cases):
+        progress.update(task, completed=k, description=f"{label}: {case.key}")
+        results.append(run_case(case, predictor))
+    progress.update(task, completed=len(cases))
+    return results
 
 
 SHORT_PROFILE = {"leave-models-out fit": "fit", "datasheet-only": "datasheet"}

@@ -16,6 +16,7 @@ from ..estimate.roofline import RowCosts, price_rows
 from ..estimate.timeline import continue_schedule, schedule
 from ..measurements import Row
 from ..tracing import LayerTable, trace
+from ..tracing.cache import trace_cached
 
 
 def cut_row_index(table: LayerTable, last_block: str) -> int:
@@ -42,8 +43,8 @@ class RowPredictor:
 
     def table(self, model: str, shape: tuple[int, ...]) -> LayerTable:
         key = (model, tuple(shape))
-        if key not in self._tables:
-            self._tables[key] = trace(model, shape)
+        if key not in self._tables:  # the on-disk cache: a table is traced once per version
+            self._tables[key] = trace_cached(model, tuple(shape))
         return self._tables[key]
 
     def head(self, channels: int, spatial: tuple[int, ...]) -> LayerTable:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -363,14 +363,20 @@ class Validation:
 
     h100: dict | None = None  # h100_leave_models_out()
     jetson: list[dict] | None = None  # jetson_datasheet()
+    fewshot: dict[str, list] = field(default_factory=dict)  # part -> [FewShotResult]
 
     def summary(self) -> dict:
         """Every metric, per part and group, as plain data (what ``--json`` prints)."""
+        from .fewshot import summarize
+
         out = {}
         if self.h100 is not None:
             out["h100"] = h100_summary(self.h100)
         if self.jetson is not None:
             out["jetson"] = jetson_summary(self.jetson)
+        if self.fewshot:
+            out["fewshot"] = {part: [summarize(r) for r in results]
+                              for part, results in self.fewshot.items()}
         return out
 
 
@@ -391,6 +397,12 @@ def headline(summary: dict) -> list[dict]:
         for g in summary["jetson"]["groups"]:
             rows.append({"part": g["device"], "group": g["mode"], "profile": "datasheet-only",
                          **_judged_fields(g)})
+    for cases in summary.get("fewshot", {}).values():
+        for c in cases:
+            k = len(c["calibration_models"])
+            for key, label in (("datasheet", "datasheet-only"), ("calibrated", f"{k}-shot calibrated")):
+                rows.append({"part": c["profile"], "group": c["group"], "profile": label,
+                             **_judged_fields(c[key])})
     return rows
 
 

@@ -110,7 +110,53 @@ def render_markdown(summary: dict, context: dict, images: dict[str, str]) -> str
         parts.append(_h100_section(summary["h100"], images))
     if "jetson" in summary:
         parts.append(_jetson_section(summary["jetson"], images))
+    for part, cases in summary.get("fewshot", {}).items():
+        parts.append(_fewshot_section(part, cases, images))
     return "\n\n".join(parts).rstrip() + "\n"
+
+
+FEWSHOT_TITLES = {
+    "jetson": "Jetson: 3-shot calibration",
+    "timm": "timm's CPU benchmarks: datasheet-only and 5-shot",
+    "cpu": "This machine's CPU: measured here, calibrated on 5 networks",
+}
+
+
+def _fewshot_section(part: str, cases: list[dict], images: dict[str, str]) -> str:
+    out = [f"## {FEWSHOT_TITLES.get(part, part)}",
+           "`netcut calibrate`'s `Calibrator` is fitted on the rows of the listed calibration "
+           "networks only (a split fixed by a rule written beside it in the code); every "
+           "row of every other network is held out and predicted by both the datasheet-only "
+           "profile and the calibrated one. Spearman's ρ ranks the held-out rows by latency."]
+    rows = []
+    for c in cases:
+        for key, label in (("datasheet", "datasheet-only"), ("calibrated", "calibrated")):
+            m = c[key]
+            rows.append([c["key"], label, str(m["n"]), pct(m["mape"]), pct(m["median_ape"]),
+                         pct(m["within_10"], 0), num(m["spearman"], 3), num(m["median_ratio"]),
+                         targets_cell(m) if m["targets"] else "–"])
+    out.append(table(["case", "profile", "held-out n", "MAPE", "median APE", "within ±10%",
+                      "Spearman ρ", "median pred/meas", "target"], rows, {2, 3, 4, 5, 6, 7}))
+    rows = []
+    for c in cases:
+        params = ", ".join(f"{k} ×{v:.3g}" for k, v in c["fitted_params"].items())
+        lomo = c["calibration_leave_models_out"]
+        rows.append([c["key"], c["title"], ", ".join(c["calibration_models"]),
+                     str(c["calibration_rows"]), params,
+                     pct(lomo["mape"]) if lomo.get("n") else "–", num(c["log_residual_sd"], 3)])
+    out += ["### Calibration of each case",
+            "The fitted scales (1 = the shipped profile), the calibrator's own leave-models-out "
+            "error inside the calibration set, and the log-sd of the prediction interval it "
+            "stores.",
+            table(["case", "data", "calibration networks", "rows", "fitted scales",
+                   "its leave-models-out MAPE", "interval log-sd"], rows, {3, 6})]
+    notes = sorted({c["note"] for c in cases if c["note"]})
+    if notes:
+        out.append("Notes: " + "; ".join(notes) + ".")
+    for c in cases:
+        if c["key"] in images:
+            out.append(f"![{c['key']}: predicted against measured, log-log]({images[c['key']]})")
+    return "\n\n".join(out)
 
 
 def _header(summary: dict, context: dict) -> str:
@@ -307,6 +353,20 @@ def render_images(validation: Validation) -> dict[str, bytes]:
                        [labels.get(r["mode"], r["mode"]) for r in mine],
                        [labels["eager"], labels["fused"]])],
                 f"{device}: torch2trt's published latencies, batch 1")
+    images.update(_fewshot_images(validation))
+    return images
+
+
+def _fewshot_images(validation: Validation) -> dict[str, bytes]:
+    images = {}
+    for results in validation.fewshot.values():
+        for r in results:
+            groups = ["held-out rows"] * len(r.held_out)
+            images[r.case.key] = scatter_png(
+                [Panel("datasheet-only", r.measured, r.datasheet_ms, groups),
+                 Panel(f"calibrated on {len(r.case.calibration_models)} networks", r.measured,
+                       r.calibrated_ms, groups)],
+                f"{r.case.key}: {len(r.held_out)} held-out rows")
     return images
 
 

@@ -1,0 +1,55 @@
+"""Few-shot validation cases: what the fit may see, and the timm/Jetson data mapping."""
+
+import pytest
+
+from netcut import load_hardware
+from netcut.measurements import Row
+from netcut.validation.fewshot import FewShotCase, run_case, summarize
+from netcut.validation.jetson_fewshot import CALIBRATION_MODELS as JETSON_SPLIT, jetson_cases
+from netcut.validation.timm_cpu import CALIBRATION_MODELS, SAME_ARCHITECTURE, timm_rows
+
+SHAPE = (3, 224, 224)
+
+
+def _row(model, ms):
+    return Row(model=model, input=SHAPE, batch=1, dtype="float32", mode="eager", median_ms=ms)
+
+
+def test_held_out_rows_never_reach_the_fit():
+    base = load_hardware("epyc-milan-2c")
+    train = [_row("resnet18", 30.0), _row("squeezenet1_0", 9.0), _row("mobilenet_v3_small", 6.0)]
+    case = FewShotCase("t", "test", base, train + [_row("alexnet", 20.0)],
+                       ("resnet18", "squeezenet1_0", "mobilenet_v3_small"))
+    absurd = FewShotCase("t", "test", base, train + [_row("alexnet", 2e4)], case.calibration_models)
+    a, b = run_case(case), run_case(absurd)
+    assert a.calibrated_ms == pytest.approx(b.calibrated_ms, rel=1e-12)  # same fit either way
+    s = summarize(b)
+    assert s["held_out_models"] == ["alexnet"] and s["calibration_rows"] == 3
+    assert s["calibrated"]["mape"] > 0.99  # judged on the held-out row's (absurd) value
+
+
+def test_a_calibration_model_without_rows_is_refused():
+    base = load_hardware("epyc-milan-2c")
+    with pytest.raises(ValueError, match="without rows"):
+        run_case(FewShotCase("t", "test", base, [_row("resnet18", 30.0)], ("resnet18", "vgg11")))
+
+
+@pytest.mark.parametrize("device", ["i9-10940x", "i7-12700h"])
+def test_timm_rows_map_only_same_architectures(device):
+    rows = timm_rows(device)
+    models = {r.model for r in rows}
+    assert set(CALIBRATION_MODELS) <= models and len(rows) > 80
+    assert models <= set(SAME_ARCHITECTURE.values())
+    # transformers only at the size their position embeddings/windows were built for
+    assert all(r.input == SHAPE for r in rows if r.model.startswith(("vit_", "swin_")))
+    r50 = [r for r in rows if r.model == "resnet50" and r.input == SHAPE]
+    assert len(r50) == 1 and r50[0].median_ms == {"i9-10940x": 14.865, "i7-12700h": 32.78}[device]
+
+
+def test_jetson_cases_one_per_device_and_mode():
+    cases = jetson_cases()
+    assert {c.key for c in cases} == {f"{d}-{m}-3shot" for d in ("jetson-nano", "jetson-xavier-agx")
+                                     for m in ("eager", "fused")}
+    for c in cases:
+        assert {r.model for r in c.rows} >= set(JETSON_SPLIT)
+        assert {r.mode for r in c.rows} == {c.key.split("-")[-2]}
