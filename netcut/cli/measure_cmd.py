@@ -44,6 +44,8 @@ def measure(
     if not out_file.parent.is_dir() and str(out_file.parent):
         raise InvalidInputError(f"cannot write {out_file}: folder {out_file.parent} does not exist")
     env = environment(device)
+    if threads:
+        env["threads"] = threads  # what the run will use (set by measure() below)
     header = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
               "device": env.get("gpu") or env["cpu"], "profile_hint": profile_hint,
               "source": "netcut measure (this machine)",

@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from . import main as cli
 from .render import print_json
 
-PARTS = ("h100", "jetson", "timm")
+PARTS = ("h100", "jetson", "timm", "cpu")
 
 
 def parse_only(value: Optional[str]) -> tuple[str, ...]:
@@ -54,6 +54,7 @@ def validate(
     """Predicted against measured: regenerate the validation report from the shipped data."""
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
     from ..validation.jetson_fewshot import jetson_cases
+    from ..validation.this_cpu import cpu_case
     from ..validation.timm_cpu import timm_cases
     from ..validation.writer import prepare_output, run_context, write_report
 
@@ -79,6 +80,8 @@ def validate(
             validation.fewshot["jetson"] = _run_cases(progress, "Jetson 3-shot", jetson_cases())
         if "timm" in parts:
             validation.fewshot["timm"] = _run_cases(progress, "timm CPU 5-shot", timm_cases())
+        if "cpu" in parts:
+            validation.fewshot["cpu"] = _run_cases(progress, "this CPU 5-shot", [cpu_case()])
         progress.add_task("writing the report and plots", total=None)
         written = write_report(out_dir, validation, run_context(command_line(out_dir, only, as_json)))
     cli.err.print(f"wrote {written[-1]} and {len(written) - 1} plot(s) in {written[-1].parent / 'validation'}",

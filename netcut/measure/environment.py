@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import datetime, timezone
 
@@ -40,6 +41,8 @@ def environment(device: str) -> dict:
         "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if hasattr(os, "getloadavg"):  # other work on a shared machine shows up here
+        env["load_average_1m"] = round(os.getloadavg()[0], 2)
     if device == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         env.update(gpu=props.name, sms=props.multi_processor_count,

@@ -1,0 +1,52 @@
+"""This machine's CPU: networks measured here by ``scripts/measure_this_cpu.sh``.
+
+Seventeen torchvision classifiers at batch 1, fp32, whole and trimmed at every
+block cut (``calibration/data/cpu-epyc-milan-2c/``). The calibration split is the
+same rule as for timm's CPUs: one network per op class the profile prices apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MeasurementError
+from ..hardware import load_hardware
+from ..measurements import load_measurements
+from .fewshot import FewShotCase
+from .report import Target
+
+CPU_DATA = "cpu-epyc-milan-2c"
+CPU_PROFILE = "epyc-milan-2c"
+CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
+CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
+
+
+def cpu_data_dir() -> Path:
+    from importlib import resources
+
+    try:
+        base = resources.files("netcut.calibration") / "data"
+    except ModuleNotFoundError:
+        base = Path(__file__).resolve().parents[2] / "calibration" / "data"
+    return Path(str(base / CPU_DATA))
+
+
+def cpu_case(directory: Path | None = None) -> FewShotCase:
+    directory = cpu_data_dir() if directory is None else Path(directory)
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not files:
+        raise MeasurementError(f"{directory}: no measurement files (run scripts/measure_this_cpu.sh)")
+    loaded = [load_measurements(f) for f in files]
+    rows = [r for m in loaded for r in m.rows]
+    loads = [m.environment.get("load_average_1m") for m in loaded]
+    loads = [x for x in loads if x is not None]
+    load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
+    return FewShotCase(
+        key="cpu-epyc-milan-2c", title=f"{loaded[0].device}, 2 threads, measured by netcut measure "
+        f"({len(files)} files in calibration/data/{CPU_DATA}/)",
+        profile=load_hardware(CPU_PROFILE), rows=rows, calibration_models=CALIBRATION_MODELS,
+        group="b1 fp32 eager, held out", targets=CPU_TARGETS,
+        note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}")
+
+
+REPEATS_NOTE = "median of 20 timed calls after 5 warm-up calls per row"
