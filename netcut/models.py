@@ -34,6 +34,8 @@ def torchvision_classifiers() -> tuple[str, ...]:
 
 
 def default_input_shape(spec: str) -> tuple[int, int, int]:
+    if spec.startswith("nb201:"):
+        return (3, 32, 32)  # NAS-Bench-201 cells are built for CIFAR-sized input
     name = spec.split(":", 1)[-1]
     return _TORCHVISION_INPUT.get(name, (3, 224, 224))
 
@@ -79,14 +81,19 @@ def build_on_meta(factory: Callable[..., nn.Module], **kwargs) -> nn.Module:
 def resolve_model(spec: str | nn.Module) -> tuple[nn.Module, str]:
     """An ``nn.Module`` (on meta when built here) and a display name for ``spec``.
 
-    Accepted: a module; ``torchvision:NAME`` or a bare torchvision name; or
-    ``package.module:factory`` (a callable returning a module, called with no args).
+    Accepted: a module; ``torchvision:NAME`` or a bare torchvision name;
+    ``package.module:factory`` (a callable returning a module, called with no args);
+    or ``nb201:<arch string>`` / ``nb201:<index>`` (a NAS-Bench-201 cell network).
     """
     if isinstance(spec, nn.Module):
         return spec, type(spec).__name__
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"a model spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
+    if spec.startswith("nb201:"):  # nb201:<arch string> or nb201:<index>
+        from .zoo.nb201 import resolve_nb201_spec
+
+        return resolve_nb201_spec(spec)
     source, _, name = spec.rpartition(":")
     if source in ("", "torchvision", "tv"):
         return _torchvision(name), name

@@ -406,9 +406,9 @@ def _describe(problem: _Problem, scales, cov, method) -> dict[str, dict]:
         elif p.linear and problem.synchronous:  # fitted on the linear scale
             half = 1.96 * np.sqrt(max(var, 0.0))
             ci = [float(max(s - half, 0.0)), float(s + half)]
-        else:  # fitted on the log scale
+        else:  # fitted on the log scale; an unidentified one has no finite upper end
             half = 1.96 * np.sqrt(max(var, 0.0))
-            ci = [s * float(np.exp(-half)), s * float(np.exp(half))]
+            ci = [s * float(np.exp(-half)), s * float(np.exp(half))] if half < 50 else None
         out[p.name] = {"scale": s, "ci95": ci, "meaning": p.meaning,
                        "method": method.get(p.name, ""), "scaled_fields": len(problem.paths[i])}
     return out

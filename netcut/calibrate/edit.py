@@ -56,6 +56,10 @@ def spelled_out(profile, dtypes: tuple[str, ...] = ()) -> dict:
     for dtype in dtypes:
         by_dtype[dtype] = {kind: {c: eff.fraction(kind, c, dtype) for c in OP_CLASSES}
                            for kind in ("compute", "memory")}
+    for mode in data["overhead"].values():  # per-class dispatch, so one class can move alone
+        dispatch = mode["dispatch_us"]
+        mode["dispatch_us"] = {"default": dispatch["default"]} | {
+            c: dispatch.get(c, dispatch["default"]) for c in OP_CLASSES}
     if profile.kind == "gpu":
         data["compute"]["saturation_outputs"] = float(profile.saturation_outputs())
     _cite_implied(data)

@@ -45,6 +45,12 @@ CATALOGUE: tuple[FreeParam, ...] = (
               "fixed device time per kernel", gpu_only=True, linear=True),
     FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
     FreeParam("conv", _eff("compute", "conv"), "dense convolutions' share of peak", fraction=True),
+    FreeParam("conv_dispatch", tuple(f"overhead.eager.dispatch_us.{c}" for c in
+                                     ("conv", "conv_grouped", "conv_depthwise")),
+              "host time to issue a convolution, beyond the other ops' (CPU libraries "
+              "set up each conv call)", eager_only=True, linear=True),
+    FreeParam("pool", _eff("memory", "pool"), "pooling kernels' share of memory bandwidth",
+              fraction=True),
     FreeParam("depthwise", _eff("compute", "conv_depthwise"),
               "depthwise convolutions' share of peak", fraction=True),
     FreeParam("grouped", _eff("compute", "conv_grouped"),

@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from . import main as cli
 from .render import print_json
 
-PARTS = ("h100", "jetson", "timm", "cpu")
+PARTS = ("h100", "jetson", "timm", "cpu", "nb201")
 
 
 def parse_only(value: Optional[str]) -> tuple[str, ...]:
@@ -53,6 +53,7 @@ def validate(
 ) -> None:
     """Predicted against measured: regenerate the validation report from the shipped data."""
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
+    from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
     from ..validation.this_cpu import cpu_case
     from ..validation.timm_cpu import timm_cases
@@ -80,6 +81,13 @@ def validate(
             validation.fewshot["jetson"] = _run_cases(progress, "Jetson 3-shot", jetson_cases())
         if "timm" in parts:
             validation.fewshot["timm"] = _run_cases(progress, "timm CPU 5-shot", timm_cases())
+        if "nb201" in parts:
+            task = progress.add_task("NAS-Bench-201 on HELP's devices", total=None)
+
+            def nb_step(k: int, n: int, column: str) -> None:
+                progress.update(task, total=n, completed=k, description=f"NAS-Bench-201: {column}")
+
+            validation.nb201 = nb201_validation(progress=nb_step)
         if "cpu" in parts:
             validation.fewshot["cpu"] = _run_cases(progress, "this CPU 5-shot", [cpu_case()])
         progress.add_task("writing the report and plots", total=None)
@@ -118,13 +126,19 @@ def summary_table(rows: list[dict]) -> Table:
     for col in ("device", "group", "profile", "n", "MAPE", "±10%", "target met?"):
         t.add_column(col, justify="right" if col in ("n", "MAPE", "±10%") else "left")
     for r in rows:
-        checks = "\n".join(
-            f"{'MAPE' if c['metric'] == 'mape' else '±10%'}{'≤' if c['op'] == '<=' else '≥'}"
-            f"{c['threshold']:.0%}: " + ("[green]yes[/]" if c["met"] else "[red]no[/]")
-            for c in r["targets"])
+        checks = "\n".join(_check_text(c) for c in r["targets"])
         t.add_row(r["part"], r["group"], SHORT_PROFILE.get(r["profile"], r["profile"]), str(r["n"]),
                   _pct(r["mape"]), _pct(r["within_10"]), checks)
     return t
+
+
+def _check_text(c: dict) -> str:
+    op = "≤" if c["op"] == "<=" else "≥"
+    if "spearman" in c["metric"]:
+        what = f"ρ{op}{c['threshold']:g}"
+    else:
+        what = f"{'MAPE' if c['metric'] == 'mape' else '±10%'}{op}{c['threshold']:.0%}"
+    return f"{what}: " + ("[green]yes[/]" if c["met"] else "[red]no[/]")
 
 
 def _pct(value: float) -> str:

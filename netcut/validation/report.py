@@ -364,6 +364,7 @@ class Validation:
     h100: dict | None = None  # h100_leave_models_out()
     jetson: list[dict] | None = None  # jetson_datasheet()
     fewshot: dict[str, list] = field(default_factory=dict)  # part -> [FewShotResult]
+    nb201: dict | None = None  # help_nb201.nb201_validation()
 
     def summary(self) -> dict:
         """Every metric, per part and group, as plain data (what ``--json`` prints)."""
@@ -374,6 +375,10 @@ class Validation:
             out["h100"] = h100_summary(self.h100)
         if self.jetson is not None:
             out["jetson"] = jetson_summary(self.jetson)
+        if self.nb201 is not None:
+            from .help_nb201 import nb201_summary
+
+            out["nb201"] = nb201_summary(self.nb201)
         if self.fewshot:
             out["fewshot"] = {part: [summarize(r) for r in results]
                               for part, results in self.fewshot.items()}
@@ -397,6 +402,15 @@ def headline(summary: dict) -> list[dict]:
         for g in summary["jetson"]["groups"]:
             rows.append({"part": g["device"], "group": g["mode"], "profile": "datasheet-only",
                          **_judged_fields(g)})
+    if "nb201" in summary:
+        nb = summary["nb201"]
+        for key, label in (("zero_shot", "datasheet-only"), ("calibrated", "10-shot calibrated")):
+            target = nb["targets"][key]
+            rows.append({"part": f"NAS-Bench-201, {nb['n_measured_devices']} devices",
+                         "group": "mean over devices", "profile": label,
+                         "n": nb["data"]["judged_on"], "mape": nb["means_measured"][key]["mape"],
+                         "median_ape": float("nan"), "within_10": float("nan"),
+                         "targets": [target], "met": target["met"]})
     for cases in summary.get("fewshot", {}).values():
         for c in cases:
             k = len(c["calibration_models"])

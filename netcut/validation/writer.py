@@ -24,7 +24,8 @@ from .report import PROFILE_LABELS, REGIME_LABELS, Validation, headline, regime
 
 REPORT_NAME = "validation.md"
 IMAGE_DIR = "validation"
-METRIC_LABELS = {"mape": "MAPE", "within_10": "within ±10%", "median_ape": "median APE"}
+METRIC_LABELS = {"mape": "MAPE", "within_10": "within ±10%", "median_ape": "median APE",
+                 "mean spearman": "mean Spearman ρ"}
 
 
 # --------------------------------------------------------------------- numbers
@@ -54,6 +55,8 @@ def ms(value: float) -> str:
 
 def target_text(check: dict) -> str:
     op = {"<=": "≤", ">=": "≥"}[check["op"]]
+    if "spearman" in check["metric"]:
+        return f"{METRIC_LABELS[check['metric']]} {op} {check['threshold']:g} (got {check['value']:.3f})"
     return f"{METRIC_LABELS[check['metric']]} {op} {check['threshold'] * 100:g}%"
 
 
@@ -110,6 +113,10 @@ def render_markdown(summary: dict, context: dict, images: dict[str, str]) -> str
         parts.append(_h100_section(summary["h100"], images))
     if "jetson" in summary:
         parts.append(_jetson_section(summary["jetson"], images))
+    if "nb201" in summary:
+        from .help_nb201 import nb201_markdown
+
+        parts.append(nb201_markdown(summary["nb201"], images.get("nb201")))
     for part, cases in summary.get("fewshot", {}).items():
         parts.append(_fewshot_section(part, cases, images))
     return "\n\n".join(parts).rstrip() + "\n"
@@ -354,6 +361,10 @@ def render_images(validation: Validation) -> dict[str, bytes]:
                        [labels["eager"], labels["fused"]])],
                 f"{device}: torch2trt's published latencies, batch 1")
     images.update(_fewshot_images(validation))
+    if validation.nb201 is not None:
+        from .help_nb201 import nb201_png, nb201_summary
+
+        images["nb201"] = nb201_png(nb201_summary(validation.nb201))
     return images
 
 
