@@ -1,0 +1,1 @@
+"""NetCut's exploration loop: plan, retrain only the proposed TRNs, pick, report."""
