@@ -30,7 +30,7 @@ def estimate_table(table: LayerTable, hardware, mode: str | None = None,
     profile = load_hardware(hardware) if not hasattr(hardware, "overhead") else hardware
     mode = mode or profile.default_mode
     costs = price_rows(table, profile, mode)
-    asynchronous = profile.kind == "gpu" and mode == "eager"
+    asynchronous = profile.kind == "gpu"
     est = Estimate(
         table=table,
         hardware=profile.name,

@@ -11,11 +11,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..opclasses import OP_CLASSES
+from ..opclasses import MATRIX_CLASSES, OP_CLASSES
+from ..dtypes import dtype_bytes
 from ..tracing.table import LayerTable
 
 #: op classes a ``fused`` (TensorRT-like) mode folds into the producing kernel
 FUSED_AWAY = ("elementwise", "norm", "view")
+#: reduction channels a tensor-core convolution consumes per filter tap (the K-tile of
+#: cuDNN's implicit GEMM); a conv with fewer input channels (an RGB stem: 3) pays for
+#: the whole tile, ceil(Cin / tile) * tile / Cin times its FLOPs
+CONV_CHANNEL_TILE = 32
+#: PyTorch keeps half tensors NCHW while tensor-core convolutions run NHWC, so a
+#: float16/bfloat16 conv on tensor cores launches a layout transform before and after
+#: it (eager and graph modes; a TensorRT-like engine keeps one layout throughout)
+HALF_LAYOUT_KERNELS = 2
+#: multiplications saved by Winograd F(2x2, 3x3) on a dense 3x3 stride-1 conv (36 -> 16
+#: per 2x2 output tile, Lavin & Gray 2016); used where the engine times its tactics
+#: (``fused``) and the conv runs on CUDA cores (tensor-core GEMMs beat Winograd)
+WINOGRAD_3X3_SAVING = 2.25
 #: op classes whose time grows when too few outputs are computed to fill the device.
 #: Matmuls are left out: at batch 1 they are matrix-vector products that libraries
 #: split along the reduction, and they are memory-bound anyway.
@@ -40,14 +53,28 @@ def class_vector(values: dict[str, float], scale: float = 1.0) -> np.ndarray:
     return np.array([values.get(c, default) * scale for c in OP_CLASSES], dtype=float)
 
 
-def peak_vector(profile, dtype: str) -> np.ndarray:
+#: PyTorch runs float16 convolutions and matmuls with float32 accumulation (ATen's
+#: cuDNN ConvolutionDescriptor sets the math type to CUDNN_DATA_FLOAT for half data;
+#: cuBLAS half GEMMs use CUBLAS_COMPUTE_32F). Tensor cores accumulate in fp32 at the
+#: listed fp16 rate, but plain CUDA cores then run at their float32 FMA rate; only a
+#: TensorRT-like engine (``fused``) uses true fp16 (half2) arithmetic on them.
+PSEUDO_HALF_MODES = ("eager", "graph")
+
+
+def peak_vector(profile, dtype: str, mode: str | None = None) -> np.ndarray:
     """Peak FLOP/s per op class at ``dtype``; classes with no peak get NaN."""
     out = np.empty(len(OP_CLASSES))
+    pseudo_half = profile.kind == "gpu" and dtype == "float16" and mode in PSEUDO_HALF_MODES
     for i, op_class in enumerate(OP_CLASSES):
         try:
             out[i] = profile.peak_flops(op_class, dtype)
         except KeyError:
             out[i] = np.nan
+            continue
+        if pseudo_half and op_class in MATRIX_CLASSES:
+            unit = profile.unit_for(op_class, dtype)
+            if not unit.startswith("tensor"):
+                out[i] = min(out[i], profile.compute.peak_tflops[unit].get("float32", np.inf) * 1e12)
     return out
 
 
@@ -63,6 +90,7 @@ class ProfileVectors:
     saturation: float  # output elements that fill the device (0: no occupancy term)
     kernel_s: float
     launch_s: float
+    cuda_core_conv: np.ndarray = None  # per class: True for a dense conv on a non-tensor unit
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -78,7 +106,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
     overhead = profile.overhead[mode]
     eff = profile.efficiency
     vectors = ProfileVectors(
-        peak=peak_vector(profile, dtype),
+        peak=peak_vector(profile, dtype, mode),
         eff_compute=np.array([eff.fraction("compute", c, dtype) for c in OP_CLASSES]),
         eff_memory=np.array([eff.fraction("memory", c, dtype) for c in OP_CLASSES]),
         dispatch_s=class_vector(overhead.dispatch_us, 1e-6),
@@ -86,10 +114,23 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         saturation=float(profile.saturation_outputs()),
         kernel_s=overhead.kernel_us_by_dtype.get(dtype, overhead.kernel_us) * 1e-6,
         launch_s=overhead.launch_us * 1e-6,
+        cuda_core_conv=np.array([c == "conv" and not profile.unit_for(c, dtype).startswith("tensor")
+                                 for c in OP_CLASSES]),
     )
     if cache is not None:
         cache[key] = vectors
     return vectors
+
+
+_CONV_IDX = OP_CLASSES.index("conv")
+
+def _winograd_rows(table: LayerTable) -> np.ndarray:
+    """Dense 3x3 stride-1 convolutions (taps = flops / (2 outputs Cin) == 9, same spatial size)."""
+    cin = table.in_channels
+    taps = table.flops1 / np.maximum(2.0 * table.act_write1 * np.maximum(cin, 1), 1.0)
+    same = np.array([bool(s) and len(s[0]) == 4 and len(o) == 4 and tuple(s[0][2:]) == tuple(o[2:])
+                     for s, o in zip(table.in_shapes, table.out_shapes)])
+    return (table.op_class_idx == _CONV_IDX) & (np.abs(taps - 9.0) < 0.01) & same
 
 
 _SATURATING_IDX = np.array([OP_CLASSES.index(c) for c in SATURATING_CLASSES])
@@ -114,13 +155,27 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
             f"{profile.name} lists no {table.dtype} peak for some ops "
             f"(it has: {', '.join(profile.dtypes())})"
         )
+    conv = cls == _CONV_IDX
+    tensor_conv = conv & ~v.cuda_core_conv[cls]
+    if CONV_CHANNEL_TILE:
+        cin = np.maximum(table.in_channels, 1.0)
+        pad = np.ceil(cin / CONV_CHANNEL_TILE) * CONV_CHANNEL_TILE / cin
+        flops = np.where(tensor_conv, flops * pad, flops)
+    if mode == "fused" and WINOGRAD_3X3_SAVING:
+        flops = np.where(_winograd_rows(table) & v.cuda_core_conv[cls], flops / WINOGRAD_3X3_SAVING, flops)
     compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * v.eff_compute[cls]), 0.0)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
-    memory_s = (table.bytes_read + table.bytes_written) / (v.bandwidth * v.eff_memory[cls])
+    traffic = table.bytes_read + table.bytes_written
     kernels = table.kernels.astype(float)
+    if HALF_LAYOUT_KERNELS and mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16"):
+        # the transforms move the conv's input and output activations once more
+        moved = (table.act_read1 + table.act_write1) * table._scale * dtype_bytes(table.dtype)
+        traffic = np.where(tensor_conv, traffic + moved, traffic)
+        kernels = np.where(tensor_conv, kernels + HALF_LAYOUT_KERNELS, kernels)
+    memory_s = traffic / (v.bandwidth * v.eff_memory[cls])
     if mode == "fused":
         folded = np.isin(cls, _FUSED_IDX)
         compute_s = np.where(folded, 0.0, compute_s)
@@ -129,4 +184,6 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     kernel_s = kernels * v.kernel_s
     device_s = np.maximum(compute_s, memory_s) + kernel_s
     host_s = v.dispatch_s[cls]
+    if mode == "fused":  # an engine enqueues only the kernels left after folding
+        host_s = np.where(kernels > 0, host_s, 0.0)
     return RowCosts(compute_s, memory_s, kernel_s, device_s, host_s, v.launch_s)

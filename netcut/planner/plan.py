@@ -259,7 +259,7 @@ def price_network(table: LayerTable, cuts: Sequence[CutPoint], profile, batch: i
     """Latency (ms) of every cut's TRN on ``profile``, from one schedule of ``table``
     and one pricing of all the heads (``heads``: a cached ``head_table`` result)."""
     est = estimate_table(table.at(batch=batch, dtype=dtype), profile, mode)
-    asynchronous = profile.kind == "gpu" and est.mode == "eager"
+    asynchronous = profile.kind == "gpu"
     heads_table, spans = heads if heads is not None else head_table(cuts, num_classes)
     head_costs = price_rows(heads_table.at(batch=batch, dtype=dtype), profile, est.mode)
     latencies = np.array([

@@ -9,6 +9,8 @@ point, profile, batch and dtype without re-tracing.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -74,11 +76,19 @@ class LayerTable:
         """The same table at another batch size and/or dtype (no re-tracing)."""
         from dataclasses import replace
 
-        return replace(
+        copy = replace(
             self,
             batch=self.batch if batch is None else int(batch),
             dtype=self.dtype if dtype is None else normalize_dtype(dtype),
         )
+        if "in_channels" in self.__dict__:  # batch- and dtype-free: share it
+            copy.__dict__["in_channels"] = self.__dict__["in_channels"]
+        return copy
+
+    @functools.cached_property
+    def in_channels(self) -> np.ndarray:
+        """Channels of each row's first input (dimension 1; 0 where it has none)."""
+        return np.array([float(s[0][1]) if s and len(s[0]) > 1 else 0.0 for s in self.in_shapes])
 
     @property
     def _scale(self) -> np.ndarray:

@@ -88,7 +88,7 @@ class RowPredictor:
         head_costs: dict[tuple, RowCosts] = {}
         for (model, shape, batch, dtype, mode), members in groups.items():
             table = self._group_table(model, shape, batch, dtype)
-            is_async = asynchronous and mode == "eager"
+            is_async = asynchronous
             sched = schedule(price_rows(table, profile, mode), is_async)
             for i in members:
                 row = rows[i]
