@@ -60,32 +60,17 @@ HOST_PARAMS = (
 
 
 def apply(profile, values: dict[str, float]):
-    """A copy of ``profile`` with dotted-path fields set (no re-validation: fast)."""
+    """A copy of ``profile`` with dotted-path fields set (no re-validation: fast).
+    A conv dispatch time applies to all three conv classes."""
+    from ..calibrate.edit import set_path, with_values
+
     data = profile.model_dump()
     for path, value in values.items():
-        node = data
-        *parents, leaf = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = float(value)
+        set_path(data, path, value)
         if path.startswith("overhead.eager.dispatch_us.conv"):
             for cls in CONV_CLASSES[1:]:
-                node[cls] = float(value)
-    return type(profile).model_construct(**_rebuild(profile, data))
-
-
-def _rebuild(profile, data: dict) -> dict:
-    """Nested dicts back into the profile's sub-models (model_construct skips checks)."""
-    from ..hardware.schema import DtypeEfficiency, Efficiency, Memory, ModeOverhead
-
-    out = dict(data)
-    eff = dict(data["efficiency"])
-    eff["by_dtype"] = {d: DtypeEfficiency.model_construct(**e) for d, e in eff.get("by_dtype", {}).items()}
-    out["efficiency"] = Efficiency.model_construct(**eff)
-    out["overhead"] = {m: ModeOverhead.model_construct(**o) for m, o in data["overhead"].items()}
-    out["memory"] = Memory.model_construct(**data["memory"])
-    out["compute"] = type(profile.compute).model_construct(**data["compute"])
-    return out
+                set_path(data, f"overhead.eager.dispatch_us.{cls}", value)
+    return with_values(profile, data)
 
 
 def _fit_stage(profile, params, rows: list[Row], predictor: RowPredictor, fixed=None):
