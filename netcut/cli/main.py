@@ -127,6 +127,7 @@ def hw_check(files: List[Path], as_json: bool = typer.Option(False, "--json")) -
 def _register_optional_commands() -> None:
     from . import calibrate_cmd  # noqa: F401  (adds `netcut calibrate`)
     from . import dynamic_cmd  # noqa: F401  (adds `netcut dynamic ...`)
+    from . import explore_cmd  # noqa: F401  (adds `netcut explore`)
     from . import measure_cmd  # noqa: F401  (adds `netcut measure`)
     from . import plan_cmd  # noqa: F401  (adds `netcut plan`)
     from . import validate_cmd  # noqa: F401  (adds `netcut validate`)
