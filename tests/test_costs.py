@@ -1,7 +1,5 @@
 """Each cost formula alone, with the expected number derived in a comment."""
 
-import math
-
 import pytest
 import torch
 import torch.nn as nn
