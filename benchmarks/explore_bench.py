@@ -15,9 +15,11 @@ train / val / test split no pretraining saw.
 Per seed, one state folder: ``explore(..., exhaustive=True)`` retrains every cut of
 every network at layer granularity (the exploration's TRNs first), then the
 exploration is asked again with NetCut's own proposal (the deepest feasible cut per
-network, ``runners_up=0``) and netcut's default (``runners_up=2``): those read the
-results back, so the three searches share every retraining and differ only in which
-results they may pick from. Times are each TRN's trimming + fitting, as measured when
+network, ``runners_up=0``) and netcut's default (``runners_up=2``), proposing from
+block cuts (the default) and from layer cuts: those read the results back, so all
+the searches share every retraining and differ only in which results they may pick
+from. Run again with the same ``--work``, everything is read back (only the test-set
+scoring runs) and the same numbers are printed. Times are each TRN's trimming + fitting, as measured when
 it was retrained; the exploration also pays for planning.
 
 Targets: the exploration's pick is at least as accurate (validation top-1, which both
@@ -43,6 +45,10 @@ from pathlib import Path
 from _common import machine_info, machine_line, print_table, verdict
 
 MODELS = "resnet18,mobilenet_v3_small,mnasnet0_5,mobilenet_v2"
+#: the explorations compared with the one exhaustive search: (granularity, runners_up)
+VARIANTS = {"block, runners_up=0": ("block", 0), "block, runners_up=2": ("block", 2),
+            "layer, runners_up=0": ("layer", 0), "layer, runners_up=2": ("layer", 2)}
+FIRST = "block, runners_up=0"
 SPEEDUP_TARGET = 27.0
 
 
@@ -202,11 +208,12 @@ def run_seed(seed: int, args, specs, weights, data, test, state: Path) -> dict:
     out = {"seed": seed, "wall_s": wall, "exhaustive_count": full.exhaustive_count,
            "retrained_now": sum(not r.resumed for r in full.results)}
     theirs = full.exhaustive_choice()
-    for runners in (0, 2):
-        ex = full if runners == 2 else explore(specs, args.hw, args.deadline, data,
-                                               exhaustive=True, runners_up=runners, **common)
+    for variant, (granularity, runners) in VARIANTS.items():
+        ex = full if (granularity, runners) == ("block", 2) else explore(
+            specs, args.hw, args.deadline, data, exhaustive=True, runners_up=runners,
+            granularity=granularity, **common)
         mine, base, comp = ex.chosen(), ex.baseline(), ex.comparison()
-        out[f"runners_up={runners}"] = {
+        out[variant] = {
             "explored": len(ex.explored()), "exhaustive": len(ex.exhaustive()),
             "exploration_s": ex.exploration_s(), "exhaustive_s": ex.exhaustive_s(),
             "plan_s": ex.plan_s, "speedup": comp["speedup"], "count_ratio": comp["count_ratio"],
@@ -282,7 +289,7 @@ def main(argv=None) -> int:
             shutil.rmtree(state, ignore_errors=True)
         log(f"seed {seed}: exhaustive search and exploration (state {state})")
         runs.append(run_seed(seed, args, specs, weights, data, test, state))
-        r = runs[-1]["runners_up=0"]
+        r = runs[-1][FIRST]
         log(f"seed {seed}: {r['explored']} vs {r['exhaustive']} TRNs, speedup {r['speedup']:.1f}x, "
             f"pick {r['chosen']} ({r['chosen_val']:.3f}) vs {r['exhaustive_choice']} "
             f"({r['exhaustive_val']:.3f})")
@@ -295,7 +302,7 @@ def main(argv=None) -> int:
             "train_per_class": args.train, "val_per_class": args.val, "test_per_class": args.test}},
         "pretrained": pretrained, "runs": runs}
     summary = {}
-    for key in ("runners_up=0", "runners_up=2"):
+    for key in VARIANTS:
         rows = [r[key] for r in runs]
         summary[key] = {
             "median_speedup": statistics.median(r["speedup"] for r in rows),
@@ -321,9 +328,9 @@ def main(argv=None) -> int:
     for p in pretrained:
         print(f"pretrained {p['network']}: {p['pretrained_on']}, {p['epochs']} epochs, test top-1 "
               f"{p['test_top1']:.3f}")
-    for key in ("runners_up=0", "runners_up=2"):
-        rule = ("NetCut: the deepest feasible cut per network" if key.endswith("0")
-                else "netcut's default: + 2 runners-up")
+    for key, (granularity, runners) in VARIANTS.items():
+        rule = (f"{granularity} cuts, the deepest feasible per network"
+                + (f" and {runners} runners-up" if runners else " (NetCut's rule)"))
         print(f"\nexploration with {key} ({rule})")
         rows = []
         for run in runs:
