@@ -237,3 +237,22 @@ def test_cli_validate_cpu_without_measurements_is_a_clear_error(cli, tmp_path, m
     monkeypatch.setattr(this_cpu, "cpu_data_dir", lambda: tmp_path / "none-here")
     code, out, err = cli("validate", "--only", "cpu", "--out", str(tmp_path / "reports"))
     assert code == 2 and "no measurement files" in err and "measure_this_cpu.sh" in err
+
+
+@pytest.mark.parametrize("model, cut", [
+    ("vit_b_16", "encoder.layers.encoder_layer_0"),  # token sequence: the class token is read
+    ("regnet_x_400mf", "stem"),  # a cut point's own name, no ResNet ``layer1`` to count from
+])
+def test_cut_rows_are_priced_as_the_trimmed_network_netcut_measure_times(model, cut):
+    """A measured cut row is the TRN that ``netcut measure --cuts`` built with ``trim``:
+    the validation's prefix-plus-head shortcut must price it exactly as tracing it does."""
+    from netcut import estimate_table, load_hardware, trace, trim
+    from netcut.validation.predictor import RowPredictor
+
+    profile = load_hardware("epyc-milan-2c")
+    row = Row(model=model, input=(3, 224, 224), batch=1, dtype="float32", mode="eager",
+              cut=Cut(last_block=cut), median_ms=1.0)
+    shortcut = RowPredictor().predict([row], profile)[0]
+    trn = trim(model, cut, num_classes=10)
+    traced = estimate_table(trace(trn, (3, 224, 224)), profile).total_ms
+    assert shortcut == pytest.approx(traced, rel=1e-6)

@@ -154,7 +154,7 @@ def cut_points(model_or_table: nn.Module | str | LayerTable, input_shape=None,
     cuts = []
     for name, i in zip(_unique(names), rows):
         shape = tuple(int(s) for s in table.out_shapes[i])
-        layout = _layout(table, i)
+        layout = layout_at(table, i)
         axis = -1 if layout in _CHANNELS_LAST else 1
         spatial = () if layout == "NLC" else (shape[1:-1] if axis == -1 else shape[2:])
         fraction = cum_matrix[i] / total_matrix if total_matrix > 0 else (i + 1) / len(table)
@@ -349,7 +349,7 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _layout(table: LayerTable, i: int) -> str:
+def layout_at(table: LayerTable, i: int) -> str:
     """Where the channels of row ``i``'s output are: from the op that wrote it, else
     from the nearest later op reading a tensor of exactly that shape, else from the
     nearest earlier op writing one (a residual ``add`` says nothing itself)."""

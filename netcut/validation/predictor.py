@@ -1,7 +1,8 @@
 """Predict measured rows (whole and trimmed networks) from one trace per model.
 
 A trimmed row is the prefix of the network up to the end of its ``last_block``,
-followed by the measured head: global average pool, flatten, Linear(C, 10). The
+followed by the head ``netcut measure --cuts`` timed: trim's ``GlobalPool`` (mean over
+the spatial axes, or the class token of a token sequence) and Linear(C, 10). The
 prefix's priced rows are reused; only the small head is priced on its own.
 """
 
@@ -15,21 +16,27 @@ import torch.nn as nn
 from ..estimate.roofline import RowCosts, price_rows
 from ..estimate.timeline import continue_schedule, schedule
 from ..measurements import Row
+from ..errors import InvalidInputError
+from ..planner.cuts import layout_at, resolve_cut
+from ..planner.trim import GlobalPool
 from ..tracing import LayerTable, trace
 from ..tracing.cache import trace_cached
 
 
 def cut_row_index(table: LayerTable, last_block: str) -> int:
-    """The last row of ``last_block`` (``stem`` = everything before ``layer1``)."""
+    """The last row of ``last_block`` (a ResNet's ``stem`` = everything before
+    ``layer1``), else the row of the cut point of that name."""
     names = table.names
-    if last_block == "stem":
-        first = next(i for i, n in enumerate(names) if n.startswith("layer1."))
-        return first - 1
+    if last_block == "stem" and any(n.startswith("layer1.") for n in names):
+        return next(i for i, n in enumerate(names) if n.startswith("layer1.")) - 1
     hits = [i for i, (n, b) in enumerate(zip(names, table.blocks))
             if n == last_block or n.startswith(last_block + ".") or b == last_block]
-    if not hits:
-        raise KeyError(f"{table.model_name} has no block {last_block!r}")
-    return max(hits)
+    if hits:
+        return max(hits)
+    try:  # a cut point's own name, as ``netcut measure --cuts`` writes it
+        return resolve_cut(table, last_block).row_index
+    except InvalidInputError:
+        raise KeyError(f"{table.model_name} has no block {last_block!r}") from None
 
 
 class RowPredictor:
@@ -47,11 +54,16 @@ class RowPredictor:
             self._tables[key] = trace_cached(model, tuple(shape))
         return self._tables[key]
 
-    def head(self, channels: int, spatial: tuple[int, ...]) -> LayerTable:
-        key = (channels, tuple(spatial))
+    def head(self, shape: tuple[int, ...], layout: str) -> LayerTable:
+        """The head for a cut whose per-sample activation is ``shape`` in ``layout``."""
+        key = (tuple(shape), layout)
         if key not in self._heads:
-            head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
-            self._heads[key] = trace(head, (channels, *spatial))
+            channels = shape[-1] if layout.endswith("C") else shape[0]
+            # channels first: the shared H100 files' head, AdaptiveAvgPool2d (same cost)
+            pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) \
+                if layout == "NCHW" else GlobalPool(layout)
+            head = nn.Sequential(pool, nn.Linear(channels, 10))
+            self._heads[key] = trace(head, tuple(shape))
         return self._heads[key]
 
     def cut_index(self, row: Row) -> int:
@@ -68,10 +80,11 @@ class RowPredictor:
 
     def _head_for(self, row: Row, table: LayerTable) -> LayerTable:
         stop = self.cut_index(row) + 1
-        out = table.out_shapes[stop - 1]
-        key = (out[1], tuple(out[2:]), row.batch, row.dtype)
+        shape = tuple(table.out_shapes[stop - 1][1:])
+        layout = layout_at(table, stop - 1)
+        key = (shape, layout, row.batch, row.dtype)
         if key not in self._at:
-            self._at[key] = self.head(out[1], tuple(out[2:])).at(batch=row.batch, dtype=row.dtype)
+            self._at[key] = self.head(shape, layout).at(batch=row.batch, dtype=row.dtype)
         return self._at[key]
 
     def predict(self, rows: list[Row], profile) -> np.ndarray:
