@@ -134,11 +134,12 @@ def test_trimmed_vs_whole_by_hand():
 def test_markdown_tables_carry_the_computed_numbers():
     v = synthetic_validation(with_jetson=True)
     text = render_markdown(v.summary(), CONTEXT, {"h100-sxm": "validation/h100-sxm.png"})
-    row = _table_row(text, "GPU-bound", "CUDA-graph rows at every batch, and eager rows at batch 64",
-                     "leave-models-out fit")
+    from netcut.validation.report import REGIMES
+
+    row = _table_row(text, "GPU-bound", REGIMES["gpu_bound"], "leave-models-out fit")
     assert row[3:5] == ["4", "7.0%"] and row[6] == "75%"
     assert row[7] == "MAPE ≤ 10%: **met**; within ±10% ≥ 80%: **not met**"
-    row = _table_row(text, "host-bound", "eager rows at batch 1 and 16", "datasheet-only")
+    row = _table_row(text, "host-bound", REGIMES["host_bound"], "datasheet-only")
     assert row[3:5] == ["8", "50.0%"] and row[7] == "MAPE ≤ 20%: **not met**"
     # Jetson nano eager: APEs |30/40 - 1| = 0.25 and |84/80 - 1| = 0.05 -> MAPE 15.0%, met
     row = _table_row(text, "jetson-nano", "eager", "datasheet-only")  # the summary table
@@ -256,3 +257,18 @@ def test_cut_rows_are_priced_as_the_trimmed_network_netcut_measure_times(model, 
     trn = trim(model, cut, num_classes=10)
     traced = estimate_table(trace(trn, (3, 224, 224)), profile).total_ms
     assert shortcut == pytest.approx(traced, rel=1e-6)
+
+
+def test_regime_of_eager_batch_64_follows_its_cuda_graph_twin():
+    """Batch 64 is GPU-bound only where the measurements say so: an eager run far
+    slower than the CUDA-graph run of the same network is waiting on the host."""
+    from netcut.validation.report import HOST_GAP, regimes_of
+
+    def row(mode, batch, ms, model="m"):
+        return Row(model=model, input=(3, 8, 8), batch=batch, dtype="float32", mode=mode, median_ms=ms)
+
+    rows = [row("graph", 64, 10.0), row("eager", 64, 10.0 * HOST_GAP * 0.99),
+            row("graph", 64, 10.0, "n"), row("eager", 64, 10.0 * HOST_GAP * 1.01, "n"),
+            row("eager", 64, 50.0, "no-twin"), row("eager", 1, 1.0), row("graph", 1, 1.0)]
+    assert regimes_of(rows) == ["gpu_bound", "gpu_bound", "gpu_bound", "host_bound",
+                                "gpu_bound", "host_bound", "gpu_bound"]

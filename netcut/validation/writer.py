@@ -20,7 +20,7 @@ import numpy as np
 from ..cli.files import atomic_write_bytes
 from ..errors import InvalidInputError
 from .plots import Panel, scatter_png
-from .report import PROFILE_LABELS, REGIME_LABELS, Validation, headline, regime
+from .report import PROFILE_LABELS, REGIME_LABELS, Validation, headline, regimes_of
 
 REPORT_NAME = "validation.md"
 IMAGE_DIR = "validation"
@@ -342,9 +342,9 @@ def render_images(validation: Validation) -> dict[str, bytes]:
     images = {}
     if validation.h100 is not None:
         fit, sheet = validation.h100["lomo"], validation.h100["datasheet"]
-        groups = [_h100_group(r) for r in fit.rows]
-        order = ["graph (GPU-bound)", "eager b64 (GPU-bound)", "eager b16 (host-bound)",
-                 "eager b1 (host-bound)"]
+        groups = [_h100_group(r, kind) for r, kind in zip(fit.rows, regimes_of(fit.rows))]
+        order = ["graph (GPU-bound)", "eager b64 (GPU-bound)", "eager b64 (host-bound)",
+                 "eager b16 (host-bound)", "eager b1 (host-bound)"]
         images["h100-sxm"] = scatter_png(
             [Panel("leave-models-out fit", fit.measured, fit.predicted, groups, order),
              Panel("datasheet-only", sheet.measured, sheet.predicted, groups, order)],
@@ -381,8 +381,8 @@ def _fewshot_images(validation: Validation) -> dict[str, bytes]:
     return images
 
 
-def _h100_group(row) -> str:
-    bound = "host-bound" if regime(row) == "host_bound" else "GPU-bound"
+def _h100_group(row, kind: str) -> str:
+    bound = "host-bound" if kind == "host_bound" else "GPU-bound"
     if row.mode == "graph":
         return f"graph ({bound})"
     return f"{row.mode} b{row.batch} ({bound})"
