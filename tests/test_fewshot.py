@@ -53,3 +53,26 @@ def test_jetson_cases_one_per_device_and_mode():
     for c in cases:
         assert {r.model for r in c.rows} >= set(JETSON_SPLIT)
         assert {r.mode for r in c.rows} == {c.key.split("-")[-2]}
+
+
+def test_cpu_repeatability_compares_the_rows_measured_twice(tmp_path):
+    """The repeat folder's rows are matched to the first run by key; a row measured
+    once only, or a repeat file of another network, does not count."""
+    import json
+
+    from netcut.measurements import SCHEMA_NAME, SCHEMA_VERSION
+    from netcut.validation.this_cpu import repeatability
+
+    first = [_row("a", 10.0), _row("b", 20.0), _row("c", 30.0)]
+    again = tmp_path / "cpu-repeat"
+    assert repeatability(first, again) == ""  # no folder: no claim
+    again.mkdir()
+    for name, rows in (("a", [_row("a", 10.5)]), ("b", [_row("b", 15.0)]), ("z", [_row("z", 1.0)])):
+        (again / f"{name}.json").write_text(json.dumps({
+            "schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "device": "t", "source": "test",
+            "protocol": "test", "environment": {},
+            "rows": [r.model_dump(mode="json", exclude_none=True) for r in rows]}))
+    text = repeatability(first, again)
+    # |10.5/10 - 1| = 5%, |15/20 - 1| = 25%: median and mean 15%, one of two within 10%
+    assert "2 rows of 2 networks" in text and "median 15.0%, mean 15.0%" in text
+    assert "50% within" in text

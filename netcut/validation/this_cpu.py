@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import MeasurementError
 from ..hardware import load_hardware
 from ..measurements import load_measurements
@@ -41,12 +43,31 @@ def cpu_case(directory: Path | None = None) -> FewShotCase:
     loads = [m.environment.get("load_average_1m") for m in loaded]
     loads = [x for x in loads if x is not None]
     load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
+    repeat = repeatability(rows, directory.with_name(directory.name + "-repeat"))
     return FewShotCase(
         key="cpu-epyc-milan-2c", title=f"{loaded[0].device}, 2 threads, measured by netcut measure "
         f"({len(files)} files in calibration/data/{CPU_DATA}/)",
         profile=load_hardware(CPU_PROFILE), rows=rows, calibration_models=CALIBRATION_MODELS,
         group="b1 fp32 eager, held out", targets=CPU_TARGETS,
-        note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}")
+        note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
+
+
+def repeatability(rows: list, directory: Path) -> str:
+    """How far the rows measured again in ``directory`` (the same script, run later)
+    moved: a floor under any model's error on these rows. '' when nothing was repeated."""
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not files:
+        return ""
+    first = {r.key(): r.median_ms for r in rows}
+    again = [r for f in files for r in load_measurements(f).rows if r.key() in first]
+    if not again:
+        return ""
+    moved = np.array([abs(r.median_ms / first[r.key()] - 1) for r in again])
+    pairs, nets = again, len({r.model for r in again})
+    return (f"; repeatability: {len(pairs)} rows of {nets} networks measured again later "
+            f"(calibration/data/{directory.name}/) moved by median {np.median(moved):.1%}, "
+            f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
+            "within ±10%")
 
 
 REPEATS_NOTE = "median of 20 timed calls after 5 warm-up calls per row"

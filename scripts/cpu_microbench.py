@@ -1,0 +1,133 @@
+"""Per-op throughput of PyTorch's eager CPU kernels on this machine: the numbers a
+CPU profile's efficiencies come from, measured on single ops, never on networks.
+
+    .venv/bin/python scripts/cpu_microbench.py [--threads 1] [--repeats 30] [--json]
+
+Each op runs alone on a fixed, typical ImageNet-sized input (batch 1, fp32, shapes
+picked before looking at any network's error); its time is the MINIMUM over
+``--repeats`` calls after 3 warm-up calls (the least disturbed run: on a shared VM
+the median drifts with whatever else runs). Printed per op: milliseconds, GFLOP/s
+(FLOPs counted as netcut's tables count them: a multiply-add = 2) and GB/s of the
+bytes the table says the op moves. ``hwmodels/epyc-milan-2c.yaml`` cites the run
+it took its efficiencies from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _ops():
+    """(name, what it stands for, module or callable, input shape(s))."""
+    return [
+        # dense convolutions: K = Cin * kh * kw, the reduction depth of the GEMM
+        ("conv3x3 64-64 @56", "dense conv, K=576", nn.Conv2d(64, 64, 3, 1, 1), (1, 64, 56, 56)),
+        ("conv3x3 256-256 @14", "dense conv, K=2304", nn.Conv2d(256, 256, 3, 1, 1), (1, 256, 14, 14)),
+        ("conv1x1 256-64 @56", "dense conv, K=256", nn.Conv2d(256, 64, 1), (1, 256, 56, 56)),
+        ("conv1x1 64-256 @56", "dense conv, K=64", nn.Conv2d(64, 256, 1), (1, 64, 56, 56)),
+        ("conv1x1 16-64 @56", "dense conv, K=16", nn.Conv2d(16, 64, 1), (1, 16, 56, 56)),
+        ("conv7x7 3-64 s2 @224", "stem conv, K=147", nn.Conv2d(3, 64, 7, 2, 3), (1, 3, 224, 224)),
+        ("conv3x3 3-32 s2 @224", "stem conv, K=27", nn.Conv2d(3, 32, 3, 2, 1), (1, 3, 224, 224)),
+        ("grouped 3x3 128/32 @56", "grouped conv", nn.Conv2d(128, 128, 3, 1, 1, groups=32), (1, 128, 56, 56)),
+        ("depthwise 3x3 144 @56", "depthwise conv", nn.Conv2d(144, 144, 3, 1, 1, groups=144), (1, 144, 56, 56)),
+        ("depthwise 5x5 240 @14", "depthwise conv", nn.Conv2d(240, 240, 5, 1, 2, groups=240), (1, 240, 14, 14)),
+        ("linear 768-3072 x197", "matmul, K=768", nn.Linear(768, 3072), (1, 197, 768)),
+        ("linear 2048-1000", "matmul, K=2048, one row", nn.Linear(2048, 1000), (1, 2048)),
+        ("maxpool 3x3 s2 @112", "pool", nn.MaxPool2d(3, 2, 1), (1, 64, 112, 112)),
+        ("avgpool 2x2 @56", "pool", nn.AvgPool2d(2, 2), (1, 128, 56, 56)),
+        ("adaptive avgpool @7", "pool (global)", nn.AdaptiveAvgPool2d(1), (1, 2048, 7, 7)),
+        ("batchnorm @112", "norm", nn.BatchNorm2d(64).eval(), (1, 64, 112, 112)),
+        ("layernorm 768 x197", "norm", nn.LayerNorm(768), (1, 197, 768)),
+        ("relu @112", "elementwise", nn.ReLU(), (1, 64, 112, 112)),
+        ("hardswish @112", "elementwise", nn.Hardswish(), (1, 64, 112, 112)),
+        ("silu @112", "elementwise", nn.SiLU(), (1, 64, 112, 112)),
+        ("add @56", "elementwise (two inputs)", torch.add, [(1, 256, 56, 56), (1, 256, 56, 56)]),
+        ("cat 2x @56", "data movement", lambda a, b: torch.cat([a, b], 1), [(1, 128, 56, 56), (1, 128, 56, 56)]),
+    ]
+
+
+def _time(fn, inputs, repeats: int) -> float:
+    with torch.inference_mode():
+        for _ in range(3):
+            fn(*inputs)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(*inputs)
+            best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def _costs(fn, shapes) -> tuple[float, float]:
+    """FLOPs and bytes moved, from netcut's own trace of the op (what a profile prices)."""
+    from netcut import trace
+
+    module = fn if isinstance(fn, nn.Module) else _Wrap(fn)
+    shape = shapes[0][1:] if isinstance(shapes, list) else shapes[1:]
+    if isinstance(shapes, list):
+        module = _Pair(fn)
+        shape = (2 * shapes[0][1], *shapes[0][2:])
+    table = trace(module, tuple(shape)).at(batch=1)
+    return float(table.flops.sum()), float((table.bytes_read + table.bytes_written).sum())
+
+
+class _Wrap(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class _Pair(nn.Module):
+    """Two-input ops traced from one input split in two (the op itself is what costs)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return self.fn(a, b)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    results = []
+    for name, kind, fn, shapes in _ops():
+        inputs = [torch.randn(s) for s in shapes] if isinstance(shapes, list) else [torch.randn(shapes)]
+        ms = _time(fn, inputs, args.repeats)
+        flops, moved = _costs(fn, shapes)
+        pair_flops = flops  # the chunk of _Pair is a view: no FLOPs, no bytes
+        results.append({"op": name, "kind": kind, "ms": ms, "gflops_per_s": pair_flops / ms / 1e6,
+                        "gb_per_s": moved / ms / 1e6, "flops": flops, "bytes": moved})
+    info = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+            "repeats": args.repeats, "torch": torch.__version__, "statistic": "min"}
+    if args.json:
+        json.dump({"machine": info, "ops": results}, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"# {info}")
+    print(f"{'op':26s} {'kind':26s} {'ms':>8s} {'GFLOP/s':>8s} {'GB/s':>7s}")
+    for r in results:
+        print(f"{r['op']:26s} {r['kind']:26s} {r['ms']:8.3f} {r['gflops_per_s']:8.1f} {r['gb_per_s']:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
