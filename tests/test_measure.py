@@ -75,13 +75,38 @@ def test_ctrl_c_keeps_finished_rows(cli, tmp_path, monkeypatch):
     assert len(load_measurements(out).rows) == 2
 
 
+def test_rounds_interleave_the_networks(monkeypatch):
+    """--rounds visits every network once per round (full warm-up on the first visit,
+    one warm-up call after) and a row's statistics cover all its rounds' calls."""
+    import netcut.measure.runner as runner
+
+    visits, real = [], runner.time_samples
+
+    def spy(net, x, warmup, repeats):
+        visits.append((id(net), warmup, repeats))
+        return real(net, x, warmup, repeats)
+
+    monkeypatch.setattr(runner, "time_samples", spy)
+    rows = runner.measure("resnet18", input_shape="3x32x32", cuts=True, warmup=2, repeats=7,
+                          rounds=3)
+    nets = list(dict.fromkeys(v[0] for v in visits))
+    assert len(rows) == len(nets) == 10 and len(visits) == 30
+    assert [v[0] for v in visits] == nets * 3  # round-robin, not one network at a time
+    assert [v[1] for v in visits] == [2] * 10 + [1] * 20 and {v[2] for v in visits} == {2}
+    assert all(r.n == 6 for r in rows)  # 3 rounds x (7 // 3) calls
+
+
 @pytest.mark.parametrize("args, needle", [
+    (["--rounds", "0"], "rounds"),
+    (["--rounds", "5", "--repeats", "2"], "rounds"),
     (["--device", "tpu"], "cpu or cuda"),
     (["--out", "/nonexistent/dir/m.json"], "does not exist"),
     (["--threads", "0"], "threads"),
 ])
 def test_cli_measure_errors(cli, tmp_path, args, needle):
-    base = ["measure", "resnet18", "--input", "3x32x32", "--repeats", "1"]
+    base = ["measure", "resnet18", "--input", "3x32x32"]
+    if "--repeats" not in args:
+        base += ["--repeats", "1"]
     if "--out" not in args:
         base += ["--out", str(tmp_path / "m.json")]
     code, _, err = cli(*base, *args)

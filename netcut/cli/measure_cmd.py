@@ -28,17 +28,21 @@ def measure(
                                    help="also every leaf layer alone (written to OUT's stem + .layers.json)"),
     warmup: int = typer.Option(5, help="untimed calls before timing"),
     repeats: int = typer.Option(30, help="timed calls per row (median, min, p90 kept)"),
+    rounds: int = typer.Option(1, help="interleave the networks in N rounds of repeats/N calls "
+                                      "(a shared machine's slow spells then hit every row alike)"),
     profile_hint: Optional[str] = typer.Option(None, "--profile-hint", help="closest shipped profile"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
     """Measure MODEL's latency here, following netcut's written protocol.
 
-    The file is rewritten atomically after every row, so Ctrl-C keeps what finished.
+    The file is rewritten atomically after every row, so Ctrl-C keeps what finished
+    (with --rounds N, rows are written when the last round ends).
     --per-layer times each leaf module alone on the input it received in a real
     forward pass (isolated timing, like the shared H100 data; not torch.profiler).
     """
     from ..errors import InvalidInputError
-    from ..measure import LAYER_PROTOCOL, PROTOCOL, environment, measure as run_measure, measure_per_layer
+    from ..measure import (LAYER_PROTOCOL, PROTOCOL, ROUNDS_PROTOCOL, environment,
+                           measure as run_measure, measure_per_layer)
     from ..measurements import LAYER_SCHEMA_NAME, SCHEMA_NAME, SCHEMA_VERSION
 
     if not out_file.parent.is_dir() and str(out_file.parent):
@@ -49,7 +53,9 @@ def measure(
     header = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
               "device": env.get("gpu") or env["cpu"], "profile_hint": profile_hint,
               "source": "netcut measure (this machine)",
-              "protocol": PROTOCOL.format(warmup=warmup, repeats=repeats), "environment": env}
+              "protocol": PROTOCOL.format(warmup=warmup, repeats=repeats) + (
+                  ROUNDS_PROTOCOL.format(rounds=rounds, per_round=repeats // max(rounds, 1))
+                  if rounds > 1 else ""), "environment": env}
     rows: list[dict] = []
     layer_file = out_file.with_name(out_file.name.removesuffix(".json") + ".layers.json")
     layer_header = header | {"schema": LAYER_SCHEMA_NAME,
@@ -71,7 +77,7 @@ def measure(
         with progress:
             task = progress.add_task("measuring", total=None)
             run_measure(model, device=device, batch=batch, dtype=dtype, input_shape=input,
-                        threads=threads, cuts=cuts, warmup=warmup, repeats=repeats,
+                        threads=threads, cuts=cuts, warmup=warmup, repeats=repeats, rounds=rounds,
                         progress=lambda k, n, what: progress.update(
                             task, completed=k, total=n, description=f"measuring {what}"),
                         on_row=save)

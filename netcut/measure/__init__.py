@@ -7,7 +7,7 @@ the numbers depend on. Only this package runs real forward passes.
 
 from .environment import environment
 from .runner import measure, measure_per_layer
-from .timing import LAYER_PROTOCOL, PROTOCOL, Timing, time_forward
+from .timing import LAYER_PROTOCOL, PROTOCOL, ROUNDS_PROTOCOL, Timing, time_forward
 
-__all__ = ["LAYER_PROTOCOL", "PROTOCOL", "Timing", "environment", "measure", "measure_per_layer",
+__all__ = ["LAYER_PROTOCOL", "PROTOCOL", "ROUNDS_PROTOCOL", "Timing", "environment", "measure", "measure_per_layer",
            "time_forward"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..dtypes import normalize_dtype
@@ -17,40 +18,68 @@ from ..tracing import parse_input_shape
 from ..tracing.cache import trace_cached
 from ..tracing import trace
 from .layers import measure_layers
-from .timing import time_forward
+from .timing import summarize_samples, time_forward, time_samples
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
             input_shape=None, threads: int | None = None, cuts: bool = False,
-            warmup: int = 5, repeats: int = 30,
+            warmup: int = 5, repeats: int = 30, rounds: int = 1,
             progress: Callable[[int, int, str], None] | None = None,
             on_row: Callable[[Row], None] | None = None) -> list[Row]:
-    """Time ``model`` (a spec or module) on ``device``; see :data:`timing.PROTOCOL`."""
+    """Time ``model`` (a spec or module) on ``device``; see :data:`timing.PROTOCOL`.
+
+    ``rounds`` > 1 interleaves the networks (:data:`timing.ROUNDS_PROTOCOL`): every
+    trimmed network is built first, and the rows are handed to ``on_row`` only when
+    the last round ends."""
     module, name, table, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
                                              warmup, repeats)
+    if not isinstance(rounds, int) or rounds < 1 or rounds > repeats:
+        raise InvalidInputError(f"rounds must be an integer from 1 to repeats ({repeats}), got {rounds}")
     shape = tuple(x.shape[1:])
     points = cut_points(table) if cuts else []
     jobs = [(None, module)] + [(p, None) for p in points]
-    rows: list[Row] = []
-    for k, (point, net) in enumerate(jobs):
-        label = "whole" if point is None else point.name
-        if progress:
-            progress(k, len(jobs), f"{name} {label}")
+
+    def build(point, net):
         if net is None:
             net = trim(module, point, 10, table=table).eval().to(device=x.device, dtype=x.dtype)
-        t = time_forward(net, x, warmup, repeats)
+        return net
+
+    def row_for(k, point, timing) -> Row:
         cut = None if point is None else Cut(
             last_block=point.name, k=k, n_blocks=len(points), channels=point.channels,
             spatial=tuple(point.spatial) or None, num_classes=10)
-        row = Row(model=name, input=shape, batch=batch, dtype=dtype, mode="eager", cut=cut,
-                  median_ms=t.median_ms, min_ms=t.min_ms, p90_ms=t.p90_ms, n=t.n)
-        rows.append(row)
-        if on_row:
-            on_row(row)
+        return Row(model=name, input=shape, batch=batch, dtype=dtype, mode="eager", cut=cut,
+                   median_ms=timing.median_ms, min_ms=timing.min_ms, p90_ms=timing.p90_ms,
+                   n=timing.n)
+
+    def label(point) -> str:
+        return f"{name} {'whole' if point is None else point.name}"
+
+    rows: list[Row] = []
+    if rounds == 1:
+        for k, (point, net) in enumerate(jobs):
+            if progress:
+                progress(k, len(jobs), label(point))
+            rows.append(row_for(k, point, time_forward(build(point, net), x, warmup, repeats)))
+            if on_row:
+                on_row(rows[-1])
+    else:
+        nets = [build(point, net) for point, net in jobs]
+        per_round = repeats // rounds
+        samples: list[list[np.ndarray]] = [[] for _ in jobs]
+        for r in range(rounds):
+            for k, (point, _) in enumerate(jobs):
+                if progress:
+                    progress(r * len(jobs) + k, rounds * len(jobs), f"{label(point)} (round {r + 1})")
+                samples[k].append(time_samples(nets[k], x, warmup if r == 0 else 1, per_round))
+        for k, (point, _) in enumerate(jobs):
+            rows.append(row_for(k, point, summarize_samples(np.concatenate(samples[k]))))
+            if on_row:
+                on_row(rows[-1])
     if progress:
-        progress(len(jobs), len(jobs), "done")
+        progress(1, 1, "done")
     return rows
 
 

@@ -36,9 +36,27 @@ class Timing:
     n: int
 
 
+ROUNDS_PROTOCOL = (
+    " Interleaved in {rounds} rounds: each round visits every network of the file in "
+    "turn, with 1 warm-up call per visit (the full warm-up on the first) and "
+    "{per_round} timed calls (n = {rounds} x {per_round}); a row's statistics are over all its rounds' calls, so a "
+    "slow spell of a shared machine spreads over every row instead of skewing one."
+)
+
+
+def summarize_samples(samples: np.ndarray) -> Timing:
+    return Timing(float(np.median(samples)), float(samples.min()),
+                  float(np.percentile(samples, 90)), int(samples.size))
+
+
 def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int) -> Timing:
     """Time ``module(x)`` following :data:`PROTOCOL`; ``x`` is a tensor or a tuple of
     positional arguments (a leaf layer's captured inputs)."""
+    return summarize_samples(time_samples(module, x, warmup, repeats))
+
+
+def time_samples(module: torch.nn.Module, x, warmup: int, repeats: int) -> np.ndarray:
+    """The ``repeats`` timed calls of ``module(x)`` (ms) after ``warmup`` untimed ones."""
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
     args = x if isinstance(x, tuple) else (x,)
@@ -62,5 +80,4 @@ def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int) -> Timin
                 t0 = time.perf_counter()
                 module(*args)
                 samples[i] = (time.perf_counter() - t0) * 1e3
-    return Timing(float(np.median(samples)), float(samples.min()),
-                  float(np.percentile(samples, 90)), repeats)
+    return samples
