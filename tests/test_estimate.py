@@ -281,3 +281,23 @@ def test_datasheet_only_resets_everything_fitted():
     assert plain.efficiency.by_dtype == {}
     assert plain.overhead["eager"].kernel_us == GPU_OVERHEAD["eager"]["kernel_us"]
     assert plain.overhead["eager"].kernel_us_by_dtype == {}
+
+
+def test_each_extra_kernel_of_an_op_costs_the_host_one_enqueue():
+    """An fp16 tensor-core conv in eager mode runs 3 kernels (2 layout transforms):
+    its host time is its dispatch plus 2 enqueues; fp32 (1 kernel) is dispatch alone."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("h100-sxm")
+    eager = profile.overhead["eager"]
+    assert eager.enqueue_us > 0
+    table = trace(nn.Conv2d(64, 64, 3, padding=1), (64, 28, 28))
+    half = price_rows(table.at(batch=1, dtype="float16"), profile, "eager")
+    full = price_rows(table.at(batch=1, dtype="float32"), profile, "eager")
+    dispatch = eager.dispatch_us.get("conv", eager.dispatch_us["default"]) * 1e-6
+    assert full.host_s[0] == pytest.approx(dispatch)
+    assert half.host_s[0] == pytest.approx(dispatch + 2 * eager.enqueue_us * 1e-6)
+    # fused engines enqueue per row already; graph replays have no host per op
+    assert price_rows(table.at(batch=1, dtype="float16"), profile, "graph").host_s[0] == 0.0

@@ -39,8 +39,9 @@ def _eff(kind: str, *classes: str) -> tuple[str, ...]:
 
 CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("compute", _eff("compute"), "every compute efficiency together", fraction=True),
-    FreeParam("dispatch", ("overhead.eager.dispatch_us.*",),
-              "host time to issue one op (every op class together)", eager_only=True, linear=True),
+    FreeParam("dispatch", ("overhead.eager.dispatch_us.*", "overhead.eager.enqueue_us"),
+              "host time to issue one op and its extra kernels (every op class together)",
+              eager_only=True, linear=True),
     FreeParam("kernel", ("overhead.*.kernel_us", "overhead.*.kernel_us_by_dtype.*"),
               "fixed device time per kernel", gpu_only=True, linear=True),
     FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),

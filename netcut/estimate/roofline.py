@@ -90,6 +90,7 @@ class ProfileVectors:
     saturation: float  # output elements that fill the device (0: no occupancy term)
     kernel_s: float
     launch_s: float
+    enqueue_s: float = 0.0  # host time of each kernel of an op after its first
     cuda_core_conv: np.ndarray = None  # per class: True for a dense conv on a non-tensor unit
 
 
@@ -114,6 +115,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         saturation=float(profile.saturation_outputs()),
         kernel_s=overhead.kernel_us_by_dtype.get(dtype, overhead.kernel_us) * 1e-6,
         launch_s=overhead.launch_us * 1e-6,
+        enqueue_s=overhead.enqueue_us * 1e-6,
         cuda_core_conv=np.array([c == "conv" and not profile.unit_for(c, dtype).startswith("tensor")
                                  for c in OP_CLASSES]),
     )
@@ -186,4 +188,6 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     host_s = v.dispatch_s[cls]
     if mode == "fused":  # an engine enqueues only the kernels left after folding
         host_s = np.where(kernels > 0, host_s, 0.0)
+    elif v.enqueue_s:  # an op's dispatch covers its first kernel; each further one is launched too
+        host_s = host_s + np.maximum(kernels - 1.0, 0.0) * v.enqueue_s
     return RowCosts(compute_s, memory_s, kernel_s, device_s, host_s, v.launch_s)

@@ -20,9 +20,11 @@ CPU_EFFICIENCY = {
 #: per execution mode; the eager dispatch cost is for a server x86 host
 #: (a kernel costs the device the same whichever way it was launched: eager kernel_us =
 #: graph kernel_us; a fused engine still enqueues each of its kernels from the host,
-#: about 3 us per cudaLaunchKernel on an x86 server, profiles scale it by host speed)
+#: about 3 us per cudaLaunchKernel on an x86 server, profiles scale it by host speed;
+#: in eager mode each kernel of an op after its first costs the host that launch too)
 GPU_OVERHEAD = {
-    "eager": {"dispatch_us": {"default": 25.0, "view": 5.0}, "kernel_us": 2.0, "launch_us": 10.0},
+    "eager": {"dispatch_us": {"default": 25.0, "view": 5.0}, "kernel_us": 2.0, "launch_us": 10.0,
+              "enqueue_us": 3.0},
     "graph": {"dispatch_us": {"default": 0.0}, "kernel_us": 2.0, "launch_us": 10.0},
     "fused": {"dispatch_us": {"default": 3.0}, "kernel_us": 2.0, "launch_us": 20.0},
 }

@@ -74,11 +74,15 @@ class ModeOverhead(_Strict):
     class; ops that launch no kernel (views) are priced with the ``view`` entry.
     ``kernel_us``: device-side fixed time of every kernel (launch latency, tail).
     ``launch_us``: once per forward pass (a CUDA-graph replay, a runtime call).
+    ``enqueue_us``: host time of every kernel an op launches after its first (the
+    layout transforms cuDNN runs around an fp16 convolution are two more
+    ``cudaLaunchKernel`` calls); 0 = not modelled.
     """
 
     dispatch_us: dict[OpClassOrDefault, NonNegative]
     kernel_us: NonNegative = 0.0
     launch_us: NonNegative = 0.0
+    enqueue_us: NonNegative = 0.0
     kernel_us_by_dtype: dict[DtypeName, NonNegative] = Field(
         default_factory=dict, description="kernel_us where a dtype differs (e.g. fp16 layout kernels)"
     )
