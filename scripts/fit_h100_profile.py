@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from netcut.cli.files import atomic_write_text
+from netcut.files import atomic_write_text
 from netcut.hardware import load_hardware
 from netcut.hardware.loader import parse_profile
 from netcut.measurements import load_measurements, shipped_measurements

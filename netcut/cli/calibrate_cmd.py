@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import main as cli
-from .files import atomic_write_text
+from ..files import atomic_write_text
 from .render import print_json
 
 

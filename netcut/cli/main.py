@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from ..errors import NetcutError
-from .files import atomic_write_text
+from ..files import atomic_write_text
 from .render import estimate_tables, hardware_table, print_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import main as cli
-from .files import atomic_write_text
+from ..files import atomic_write_text
 from .render import print_json
 
 

@@ -37,7 +37,7 @@ import torch.nn as nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..cli.files import atomic_write_text
+from ..files import atomic_write_text
 from ..errors import InvalidInputError
 
 __all__ = ["DEFAULT_LR", "MODES", "TRNClassifier"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli.files import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..errors import InvalidInputError
 from .plots import Panel, scatter_png
 from .report import PROFILE_LABELS, REGIME_LABELS, Validation, headline, regimes_of
