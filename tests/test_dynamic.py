@@ -436,3 +436,233 @@ def test_cli_build_show_run(tmp_path, monkeypatch):
     assert ran["per_budget"][1]["miss_rate"] == 0.0
     with pytest.raises(InvalidInputError, match="width ratio 2.0"):
         invoke("build", "resnet18", "--num-classes", "4", "--widths", "1,2", "--out", str(folder))
+
+
+# ----- training (Lightning): single-path against multi-path; the report ---------------------
+
+TINY = (3, 32, 32)
+TRAIN_EXITS = ["layer1.1", "layer2.1"]
+TRAIN_WIDTHS = (1.0, 0.5, 0.25)
+
+
+def _image_folder(root, per_class: int = 16, seed: int = 0):
+    """Two classes of 32x32 images told apart by which half is bright, plus noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 80, (32, 32, 3), dtype=np.uint8)
+            img[(slice(0, 16) if c == 0 else slice(16, 32))] += 140
+            Image.fromarray(img).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+def _cli_run(*args):
+    """The whole ``netcut`` command in-process: (exit code, stdout, stderr)."""
+    import io
+
+    from rich.console import Console
+
+    from netcut.cli import main as cli_main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = cli_main.out, cli_main.err
+    cli_main.out = Console(file=out, width=200, soft_wrap=True)
+    cli_main.err = Console(file=err, width=200, soft_wrap=True)
+    try:
+        code = cli_main.main(list(args))
+    finally:
+        cli_main.out, cli_main.err = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+def _built_folder(folder):
+    """What ``netcut dynamic build`` writes (net.pt, dynamic.ts, manifest.json) for
+    resnet18 at 3x32x32, exits layer1.1/layer2.1, widths 1/0.5/0.25: six sub-nets."""
+    import io
+
+    net = build(resnet18(), TINY, exits=TRAIN_EXITS, widths=TRAIN_WIDTHS, num_classes=2)
+    export(net, folder)
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    (folder / "net.pt").write_bytes(buffer.getvalue())
+    return net
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``netcut dynamic train --method both`` on a tiny two-class folder."""
+    base = tmp_path_factory.mktemp("dyntrain")
+    data = _image_folder(base / "data")
+    folder = base / "dyn"
+    before = _built_folder(folder)
+    code, out, err = _cli_run("dynamic", "train", str(folder), "--data", str(data), "--method",
+                              "both", "--epochs", "2", "--batch-size", "8", "--workers", "0",
+                              "--val-fraction", "0.25", "--json")
+    assert code == 0, err
+    return folder, data, before, json.loads(out)
+
+
+def _val_loader(data):
+    from netcut.retrain.data import ImageFolderDataModule
+
+    dm = ImageFolderDataModule(data, TINY, batch_size=8, num_workers=0, val_fraction=0.25)
+    dm.setup("fit")
+    return dm.val_dataloader(), len(dm.val_set), len(dm.train_set)
+
+
+def test_train_both_methods_record_accuracy_on_held_out_data(trained):
+    from netcut.dynamic.train import evaluate
+
+    folder, data, before, result = trained
+    names = [s.name for s in before.subnets]
+    loader, n_val, n_train = _val_loader(data)
+    single, multi = result["results"]["single"], result["results"]["multi"]
+    for r in (single, multi):
+        assert sorted(r["accuracies"]) == sorted(names)
+        assert r["eval_images"] == n_val  # measured on the validation split only
+    # the manifest holds the deployed (single-path) accuracies and both results
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {s["name"]: s["accuracy"] for s in manifest["subnets"]} == single["accuracies"]
+    assert manifest["training"]["results"]["multi"]["accuracies"] == multi["accuracies"]
+    # the trained weights went back to net.pt: re-measuring them gives the recorded accuracy
+    net = torch.load(folder / "net.pt", weights_only=False)
+    changed = [not torch.equal(a, b) for a, b in zip(before.parameters(), net.parameters())]
+    assert all(changed)
+    for s in net.subnets:
+        assert evaluate(net, loader, subnet=s.id)[0] == pytest.approx(single["accuracies"][s.name])
+        assert s.accuracy == pytest.approx(single["accuracies"][s.name])
+    # the separately trained copies went to multipath.pt and measure the same
+    copies = torch.load(folder / "multipath.pt", weights_only=False)
+    for name, copy in copies.items():
+        assert evaluate(copy, loader)[0] == pytest.approx(multi["accuracies"][name])
+    # the two classes differ in which half is bright: the deepest full-width sub-net learns it
+    deepest = max(net.subnets, key=lambda s: s.flops).name
+    assert single["accuracies"][deepest] > 0.5 and multi["accuracies"][deepest] > 0.5
+    # the exported artifact holds the trained weights too
+    rt = load(folder)
+    x = next(iter(loader))[0]
+    with torch.no_grad():
+        for s in net.subnets:
+            torch.testing.assert_close(rt(x, subnet=s.id), net.eval()(x, subnet=s.id),
+                                       atol=1e-4, rtol=1e-4)
+
+
+def test_single_path_costs_one_round(trained):
+    folder, data, before, result = trained
+    single, multi = result["results"]["single"], result["results"]["multi"]
+    _, _, n_train = _val_loader(data)
+    per_epoch = n_train // 8  # drop_last
+    n = len(before.subnets)
+    assert multi["steps"] == n * 2 * per_epoch  # every sub-net its own 2 epochs
+    assert single["steps"] == 2 * per_epoch  # 2 epochs in all
+    # default sampling, sandwich: the full width every step, the two others in turn, every
+    # exit of a width in the same pass
+    assert single["sampling"] == "sandwich" and single["steps"] % 2 == 0
+    for s in before.subnets:
+        full = s.width == "1"
+        assert single["updates"][s.name] == (single["steps"] if full else single["steps"] // 2)
+    assert single["wall_s"] < multi["wall_s"]
+    assert result["wall_ratio_multi_over_single"] == pytest.approx(multi["wall_s"] / single["wall_s"])
+
+
+def test_sandwich_sampling_trains_the_widest_every_step():
+    from netcut.dynamic.train import DynamicClassifier
+
+    net = build(resnet18(), TINY, exits=["layer1.1"], widths=(1.0, 0.75, 0.5), num_classes=2)
+    widest = max(range(len(net.widths)), key=lambda k: sum(net.widths[k].channels))
+    sandwich = DynamicClassifier(net, sampling="sandwich")
+    picks = [sandwich.widths_for_step(step) for step in range(6)]
+    assert all(p[0] == widest and len(p) == 2 and p[1] != widest for p in picks)
+    assert {p[1] for p in picks} == set(range(3)) - {widest}
+    cycle = DynamicClassifier(net, sampling="cycle")
+    assert sorted(k for step in range(3) for k in cycle.widths_for_step(step)) == [0, 1, 2]
+    with pytest.raises(InvalidInputError, match="sampling 'bogus'"):
+        DynamicClassifier(net, sampling="bogus")
+
+
+def test_multi_path_alone_exports_its_copies(tmp_path):
+    data = _image_folder(tmp_path / "data", per_class=8)
+    folder = tmp_path / "dyn"
+    _built_folder(folder)
+    code, out, err = _cli_run("dynamic", "train", str(folder), "--data", str(data), "--method",
+                              "multi", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+                              "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert list(result["results"]) == ["multi"] and result["deployed"] == "multi"
+    copies = torch.load(folder / "multipath.pt", weights_only=False)
+    rt = load(folder)
+    x = torch.randn(2, *TINY)
+    with torch.no_grad():
+        for i, name in enumerate(rt.names):
+            torch.testing.assert_close(rt(x, subnet=i), copies[name].eval()(x), atol=1e-4, rtol=1e-4)
+    assert [s["accuracy"] for s in rt.subnets] == [result["results"]["multi"]["accuracies"][n]
+                                                   for n in rt.names]
+
+
+def test_report_has_a_row_per_subnet_and_the_plot(trained, tmp_path):
+    folder = trained[0]
+    out = tmp_path / "report"
+    code, stdout, err = _cli_run("dynamic", "report", str(folder), "--hw", HW,
+                                 "--hw", "jetson-orin-nano", "--frames", "12", "--out", str(out),
+                                 "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    names = [s["name"] for s in report["subnets"]]
+    assert report["devices"] == [HW, "jetson-orin-nano"]
+    for row in report["subnets"]:
+        assert all(row["predicted_ms"][d] > 0 for d in report["devices"])
+        assert row["accuracy"] is not None and row["accuracy_multi"] is not None
+    assert len(report["trace"]["decisions"]) == 12
+    assert sum(report["trace"]["frames_per_subnet"].values()) == 12
+    png = (out / "budget-trace.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    html_text = (out / "report.html").read_text()
+    import base64
+
+    assert base64.b64encode(png).decode() in html_text  # the plot embedded
+    md = (out / "report.md").read_text()
+    assert "](budget-trace.png)" in md
+    table = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split(" | ")[1] for line in table] == names  # one row per sub-net
+    for name in names:
+        assert html_text.count(f"<td>{name}</td>") == 1
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["subnets"] == report["subnets"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_and_report_bad_input(trained, tmp_path):
+    folder, data = trained[0], trained[1]
+    manifest = (folder / "manifest.json").read_text()
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (("--method", "bogus"), "--method 'bogus': allowed single, multi, both"),
+        (("--data-empty",), "no class folders in"),
+        (("--sampling", "bogus"), "--sampling 'bogus'"),
+        (("--epochs", "0"), "--epochs must be at least 1"),
+    ]
+    for extra, message in cases:
+        where = str(tmp_path / "empty") if extra == ("--data-empty",) else str(data)
+        args = [a for a in extra if a != "--data-empty"]
+        code, out, err = _cli_run("dynamic", "train", str(folder), "--data", where, *args)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
+        assert message in lines[0] and "Traceback" not in err
+    three = tmp_path / "three"
+    for c in range(3):
+        (three / f"k{c}").mkdir(parents=True)
+        for i in range(2):
+            (three / f"k{c}" / f"{i}.png").write_bytes((data / "c0" / f"{i}.png").read_bytes())
+    code, out, err = _cli_run("dynamic", "train", str(folder), "--data", str(three), "--workers", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has 3 classes, the dynamic network's heads have 2" in err
+    assert (folder / "manifest.json").read_text() == manifest  # nothing written
+    code, out, err = _cli_run("dynamic", "train", str(tmp_path), "--data", str(data))
+    assert code == 2 and "no manifest.json" in err and len(err.strip().splitlines()) == 1
+    code, out, err = _cli_run("dynamic", "report", str(tmp_path / "nowhere"))
+    assert code == 2 and "no manifest.json" in err and len(err.strip().splitlines()) == 1

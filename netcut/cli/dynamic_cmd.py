@@ -1,4 +1,4 @@
-"""``netcut dynamic build|show|run``: the dynamic-network commands (netcut/dynamic/cli.py)."""
+"""``netcut dynamic build|show|run|train|report``: the dynamic-network commands (netcut/dynamic/cli.py)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,17 @@ them chosen at run time to fit the current latency budget (Yang & Fan, ASP-DAC
   sub-nets kept by predicted latency over a budget range);
 - :meth:`DynamicNet.select` / ``net(x, budget_ms=...)`` / :meth:`DynamicNet.observe`;
 - :func:`recalibrate_bn`: re-estimate each width's batch-norm statistics;
-- :func:`export` / :func:`load` -> :class:`DynamicRuntime`: TorchScript + manifest.
+- :func:`export` / :func:`load` -> :class:`DynamicRuntime`: TorchScript + manifest;
+- :func:`train_dynamic` (:func:`train_single_path`, :func:`train_multi_path`):
+  Lightning fine-tuning, one shared-weight round or each sub-net alone
+  (``netcut.dynamic.train``; Lightning is imported when first used);
+- :func:`build_report` / :func:`write_report`: Markdown + HTML + JSON with a budget
+  trace plot (``netcut.dynamic.report``; matplotlib imported when plotting).
 
 Nothing is traced or built at import time. See ``docs/dynamic.md``.
 """
+
+import importlib
 
 from .bn import recalibrate_bn
 from .build import build
@@ -22,7 +29,23 @@ from .slim import SlimBatchNorm2d, SlimConv2d, WidthState
 from .static import StaticSubnet
 from .widths import WidthConfig
 
-__all__ = ["ChannelGroup", "Choice", "Decision", "DynamicNet", "DynamicRuntime", "ExitHead",
+_LAZY = {"DynamicClassifier": "train", "TrainResult": "train", "train_dynamic": "train",
+         "train_multi_path": "train", "train_single_path": "train",
+         "build_report": "report", "write_report": "report"}
+
+__all__ = [*_LAZY, "ChannelGroup", "Choice", "Decision", "DynamicNet", "DynamicRuntime", "ExitHead",
            "LatencyCorrector", "SlimBatchNorm2d", "SlimConv2d", "StaticSubnet", "SubNet",
            "WidthConfig", "WidthState", "build", "export", "find_groups", "load",
            "recalibrate_bn"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,4 +1,4 @@
-"""``netcut dynamic build|run|show``: the typer sub-app ``dynamic_app``.
+"""``netcut dynamic build|show|run|train|report``: the typer sub-app ``dynamic_app``.
 
 Register it in ``netcut/cli/main.py`` (``app.add_typer(dynamic_app, name="dynamic")``).
 Thin like the other commands: parse, call :mod:`netcut.dynamic`, render. Results
@@ -217,3 +217,189 @@ def run_cmd(
         table.add_row(fmt_ms(row["budget_ms"]), str(row["runs"]), ", ".join(row["subnets"]),
                       fmt_ms(row["median_ms"]), f"{row['miss_rate']:.0%}", f"{row['expected_to_fit']:.0%}")
     cli.out.print(table)
+
+
+MULTI_FILE = "multipath.pt"
+
+
+def _load_net(folder: Path):
+    """The DynamicNet in ``folder/net.pt`` (what ``build`` wrote)."""
+    import torch
+
+    from ..errors import InvalidInputError
+    from .net import DynamicNet
+
+    path = folder / NET_FILE
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder} is not a folder written by `netcut dynamic build`")
+    if not path.is_file():
+        raise InvalidInputError(f"no {NET_FILE} in {folder}: `netcut dynamic build` writes one")
+    try:
+        net = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise InvalidInputError(f"cannot read {path}: {str(exc).strip().splitlines()[0][:200]}") from None
+    if not isinstance(net, DynamicNet):
+        raise InvalidInputError(f"{path} holds a {type(net).__name__}, not a DynamicNet")
+    return net
+
+
+def _torch_bytes(obj) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@dynamic_app.command("train")
+def train_cmd(
+    folder: Path = typer.Argument(..., help="a folder written by `netcut dynamic build`"),
+    data: Path = typer.Option(..., "--data", help="image folder: root/<class>/... or train/ + val/"),
+    method: str = typer.Option("single", "--method", help="single (one shared-weight round), "
+                               "multi (each sub-net alone) or both (compare; single is kept)"),
+    epochs: int = typer.Option(3, "--epochs", help="epochs (per sub-net for multi-path)"),
+    sampling: str = typer.Option("sandwich", "--sampling", help="single-path: sandwich, cycle, random"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr", help="AdamW learning rate (cosine schedule)"),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="held out when DIR has no val/"),
+    seed: int = typer.Option(0, "--seed"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="loader processes"),
+    recalibrate: int = typer.Option(20, "--recalibrate-batches",
+                                    help="single-path: batches to re-estimate BN statistics (0: off)"),
+    accelerator: str = typer.Option("auto", "--accelerator", help="Lightning's: cpu, gpu, auto..."),
+    devices: str = typer.Option("auto", "--devices", help="Lightning's: auto, 1, 4, 0,1..."),
+    strategy: str = typer.Option("auto", "--strategy", help="Lightning's: auto, ddp, "
+                                 "ddp_find_unused_parameters_true..."),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Fine-tune the sub-nets of FOLDER on DIR (single-path, multi-path or both); write the
+    trained weights back and the accuracies into its manifest."""
+    from ..errors import InvalidInputError
+    from ..retrain.data import ImageFolderDataModule
+    from .export import MANIFEST, export
+    from .train import METHODS, SAMPLING, train_dynamic
+
+    if method not in (*METHODS, "both"):
+        raise InvalidInputError(f"--method {method!r}: allowed single, multi, both")
+    if sampling not in SAMPLING:
+        raise InvalidInputError(f"--sampling {sampling!r}: allowed {', '.join(SAMPLING)}")
+    if epochs < 1:
+        raise InvalidInputError(f"--epochs must be at least 1, got {epochs}")
+    if not (folder / MANIFEST).is_file():
+        raise InvalidInputError(f"no {MANIFEST} in {folder}: not a folder written by "
+                                "`netcut dynamic build`")
+    net = _load_net(folder)
+    datamodule = ImageFolderDataModule(data, net.input_shape, batch_size=batch_size,
+                                       val_fraction=val_fraction, seed=seed, num_workers=workers)
+    datamodule.setup("fit")
+    info = datamodule.summary()
+    dev = int(devices) if devices.isdigit() else devices
+    results = train_dynamic(net, datamodule, method, epochs=epochs, sampling=sampling, lr=lr,
+                            seed=seed, recalibrate_batches=recalibrate, accelerator=accelerator,
+                            devices=dev, strategy=strategy, progress=None)
+    deployed = "single" if "single" in results else "multi"
+    n = len(net.subnets)
+    training = {
+        "method": method, "deployed": deployed,
+        "data": {k: info[k] for k in ("root", "layout", "classes", "image_size", "train_images",
+                                      "val_images")},
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adamw, cosine",
+        "seed": seed, "sampling": sampling if "single" in results else None,
+        "budget": (f"same {info['train_images']} training images, {epochs} epochs: multi-path "
+                   f"{epochs} epochs per sub-net ({n} fits), single-path {epochs} epochs in all "
+                   f"(one fit, sampling {sampling})"),
+        "accuracy_on": f"validation split: {info['val_images']} images not trained on",
+        "results": {m: r.to_dict() for m, r in results.items()},
+    }
+    if len(results) == 2:
+        training["wall_ratio_multi_over_single"] = results["multi"].wall_s / results["single"].wall_s
+    files = {}
+    with _progress("writing the trained network"):
+        if "multi" in results:
+            copies = results["multi"].models
+            files["multipath"] = str(atomic_write_bytes(folder / MULTI_FILE, _torch_bytes(copies)))
+        if deployed == "single":
+            files["net"] = str(atomic_write_bytes(folder / NET_FILE, _torch_bytes(net)))
+            manifest = export(net, folder, extra={"training": training})
+        else:  # the separately trained copies are what runs
+            manifest = export(net, folder, modules=[copies[s.name] for s in net.subnets],
+                              extra={"training": training})
+        files["manifest"] = str(manifest)
+        files["torchscript"] = str(manifest.parent / "dynamic.ts")
+    payload = {"folder": str(folder), "method": method, "deployed": deployed,
+               "budget": training["budget"], "accuracy_on": training["accuracy_on"],
+               "results": training["results"], "files": files}
+    if "wall_ratio_multi_over_single" in training:
+        payload["wall_ratio_multi_over_single"] = training["wall_ratio_multi_over_single"]
+    if as_json:
+        print_json(cli.out, payload)
+        return
+    table = Table(title=f"{folder}: trained ({training['accuracy_on']})", title_justify="left")
+    table.add_column("sub-net")
+    table.add_column("predicted ms", justify="right")
+    for m in results:
+        table.add_column(f"accuracy, {m}-path", justify="right")
+    for s in net.subnets:
+        table.add_row(s.name, fmt_ms(s.predicted_ms) if s.predicted_ms else "-",
+                      *(f"{r.accuracies[s.name]:.4f}" for r in results.values()))
+    cli.out.print(table)
+    for m, r in results.items():
+        cli.out.print(f"{m}-path: {r.wall_s:.1f} s wall, {r.steps} steps, {r.per_step_ms:.1f} ms a "
+                      f"step", highlight=False)
+    if "wall_ratio_multi_over_single" in training:
+        cli.out.print(f"multi-path / single-path time: {training['wall_ratio_multi_over_single']:.2f}x",
+                      highlight=False)
+    cli.err.print(f"budget: {training['budget']}", highlight=False)
+    cli.err.print("written: " + ", ".join(files.values()), highlight=False)
+
+
+@dynamic_app.command("report")
+def report_cmd(
+    folder: Path = typer.Argument(..., help="a folder written by `netcut dynamic build`"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default FOLDER/report)"),
+    hw: Optional[List[str]] = typer.Option(None, "--hw", help="profiles to price the sub-nets on "
+                                           "(comma-separated or repeated; the build's is included)"),
+    frames: int = typer.Option(120, "--frames", help="frames of the budget trace"),
+    budgets: Optional[List[str]] = typer.Option(
+        None, "--budgets", help="budget range of the trace 'low,high' (default: from the "
+        "sub-nets' latency here)"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    seed: int = typer.Option(0, "--seed", help="seed of the budget trace"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Write a report (Markdown, HTML, JSON) on FOLDER: accuracy and predicted latency per
+    sub-net per device, and a budget trace run here with the sub-net chosen and the misses."""
+    import torch
+
+    from ..errors import InvalidInputError
+    from ..planner.plan import check_deadline
+    from .report import build_report, write_report
+
+    if frames < 1:
+        raise InvalidInputError(f"--frames must be at least 1, got {frames}")
+    values = [check_deadline(b) for b in _split(budgets) or []] or None
+    if threads is not None:
+        torch.set_num_threads(threads)
+    target = out if out is not None else folder / "report"
+    if target.exists() and not target.is_dir():
+        raise InvalidInputError(f"--out {target} is a file, not a folder")
+    with _progress("pricing and running the budget trace"):
+        report = build_report(folder, _split(hw), frames=frames, budgets_ms=values, seed=seed)
+        written = write_report(report, target)
+    if as_json:
+        print_json(cli.out, {**report, "files": {k: str(v) for k, v in written.items()}})
+        return
+    rows = report["subnets"]
+    table = Table(title=f"{folder}: {len(rows)} sub-nets, trace miss rate "
+                        f"{report['trace']['miss_rate']:.1%}", title_justify="left")
+    for col in ("sub-net", "accuracy", *[f"ms {hw}" for hw in report["devices"]], "ms here",
+                "frames"):
+        table.add_column(col, justify="left" if col == "sub-net" else "right")
+    for r in rows:
+        table.add_row(r["name"], f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-",
+                      *(fmt_ms(r["predicted_ms"][h]) if r["predicted_ms"].get(h) else "-"
+                        for h in report["devices"]),
+                      fmt_ms(r["calibrated_ms_here"]), str(r["frames"]))
+    cli.out.print(table)
+    cli.err.print(f"report: {written['html']} (+ report.md, report.json, budget-trace.png)",
+                  highlight=False)

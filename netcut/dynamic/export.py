@@ -24,7 +24,7 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -70,12 +70,15 @@ def _quiet_jit() -> Iterator[None]:
 
 
 def export(net: DynamicNet, directory: str | Path, *, share_weights: bool = True,
-           example_input: torch.Tensor | None = None) -> Path:
+           example_input: torch.Tensor | None = None,
+           modules: Sequence[nn.Module] | None = None, extra: dict | None = None) -> Path:
     """Write ``directory/dynamic.ts`` and ``directory/manifest.json`` (the folder is
     made if its parent exists); returns the manifest's path. ``share_weights=False``
     gives every sub-net contiguous copies of its weights (a larger file; no
-    strided weight slices at run time). Each file is written atomically, the
-    manifest last."""
+    strided weight slices at run time). ``modules``: one network per sub-net to
+    export instead of the sub-nets' views (multi-path training's separately trained
+    copies). ``extra``: more manifest fields (e.g. ``training``). Each file is
+    written atomically, the manifest last."""
     if not isinstance(net, DynamicNet):
         raise InvalidInputError(f"export needs a DynamicNet, got {type(net).__name__}")
     folder = Path(directory)
@@ -86,9 +89,18 @@ def export(net: DynamicNet, directory: str | Path, *, share_weights: bool = True
     param = next(net.parameters())
     x = example_input if example_input is not None else torch.randn(
         net.batch, *net.input_shape, device=param.device, dtype=param.dtype)
+    if modules is not None:
+        modules = list(modules)
+        if len(modules) != len(net.subnets):
+            raise InvalidInputError(f"export: {len(modules)} modules for {len(net.subnets)} sub-nets")
+        share_weights = False
     with eval_mode(net), torch.no_grad(), _quiet_jit():
-        traced = [torch.jit.trace(net.static(s.id, share=share_weights).eval(), x, check_trace=False)
-                  for s in net.subnets]
+        sources = modules if modules is not None else [
+            net.static(s.id, share=share_weights) for s in net.subnets]
+        traced = []
+        for module in sources:
+            with eval_mode(module):
+                traced.append(torch.jit.trace(module, x, check_trace=False))
         scripted = torch.jit.script(_Dispatch(traced))
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
@@ -105,6 +117,7 @@ def export(net: DynamicNet, directory: str | Path, *, share_weights: bool = True
                                     "correction")},
         "subnets": [{k: s[k] for k in ("id", "name", "exit", "width", "predicted_ms", "accuracy",
                                        "flops", "params")} for s in summary["subnets"]],
+        **(extra or {}),
     }
     path = folder / MANIFEST
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
