@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -191,7 +190,7 @@ def test_explore_end_to_end_resumes_and_compares(world, latencies, fits, cli, tm
     assert chosen["feasible"] and chosen["upper_ms"] <= deadline
     for r in summary["results"]:
         assert 0.0 <= r["val_top1"] <= 1.0 and r["epochs_run"] in (1, 2)
-        assert r["upper_ms"] <= deadline and r["trial_s"] > 0
+        assert r["upper_ms"] <= deadline and r["trial_s"] > 0 and r["trial_cpu_s"] > 0
     # pretrained on digits 0-4, two epochs of a new head on 5-9: well above chance (0.2);
     # measured 0.58-0.74 for the whole network and features.4
     assert summary["baseline"]["val_top1"] >= 0.4 and chosen["val_top1"] >= 0.4
@@ -240,6 +239,11 @@ def test_explore_end_to_end_resumes_and_compares(world, latencies, fits, cli, tm
     comparison = summary["exhaustive"]
     assert summary["chosen"]["key"] == chosen["key"]  # the same pick as before
     assert comparison["speedup"] > 1 and comparison["count_ratio"] == 5.0
+    assert comparison["speedup_cpu"] == pytest.approx(
+        comparison["exhaustive_cpu_s"] / comparison["exploration_cpu_s"])
+    explored_cpu = comparison["exploration_cpu_s"] - summary["times_s"]["plan_cpu"]
+    assert comparison["exhaustive_cpu_s"] > explored_cpu > 0  # 15 TRNs against 3 of them
+    assert "in CPU time" in report.read_text()
     best = max((r for r in summary["results"] if r["feasible"]),
                key=lambda r: (r["val_top1"], -r["val_loss"]))
     assert comparison["exhaustive_val_top1"] == best["val_top1"]
@@ -282,13 +286,58 @@ def test_a_changed_input_is_retrained(world, latencies, fits, tmp_path):
 
 # ----- bad input: one line naming what and where -------------------------------------------
 
-def _bad_input(case: str, world, root: Path) -> tuple[list[str], str]:
-    """(the arguments to change, the path the error must name or '') for one case."""
+def deny_folder(monkeypatch, folder: Path) -> None:
+    """What ``chmod 0 folder`` does to a user other than root: listing it, and looking
+    up anything inside it, fail with EACCES."""
+    import os
+    import pathlib
+
+    real_scandir, real_stat = os.scandir, pathlib.Path.stat
+
+    def denied(path) -> PermissionError:
+        return PermissionError(13, "Permission denied", str(path))
+
+    def scandir(path="."):
+        if Path(path) == folder:
+            raise denied(path)
+        return real_scandir(path)
+
+    def stat(self, *args, **kwargs):
+        if folder in self.parents:
+            raise denied(self)
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(pathlib.Path, "stat", stat)
+
+
+def _bad_input(case: str, world, root: Path, monkeypatch) -> tuple[list[str], str]:
+    """(the argument to change or add, the path the error must name or '') for one case."""
+    import os
     import shutil
 
     import torchvision
 
     _, _, data = world
+    if case == "unreadable data folder":
+        locked = root / "locked"
+        shutil.copytree(data, locked)
+        locked.chmod(0)
+        if os.access(locked, os.R_OK):  # root reads it anyway: deny it as for anyone else
+            deny_folder(monkeypatch, locked)
+        return ["--data", str(locked)], str(locked)
+    if case == "a corrupt image":
+        shutil.copytree(data, root / "corrupt")
+        broken = sorted((root / "corrupt" / "train" / "7").iterdir())[3]
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
+        return ["--data", str(root / "corrupt")], str(broken)
+    if case == "a test folder of other classes":
+        shutil.copytree(data / "val", root / "test")
+        shutil.copytree(data / "val" / "5", root / "test" / "3")
+        return ["--test", str(root / "test")], str(root / "test")
+    if case == "a checkpoint that is no checkpoint":
+        (root / "junk.pt").write_bytes(b"not a checkpoint at all")
+        return ["--weights", f"{SPEC}={root / 'junk.pt'}"], str(root / "junk.pt")
     if case == "empty data folder":
         (root / "empty").mkdir()
         return ["--data", str(root / "empty")], str(root / "empty")
@@ -326,14 +375,21 @@ BAD = {  # case -> what the one line must say
     "nothing feasible": "nothing meets 0.001 ms on epyc-milan-2c: the fastest candidate is",
     "weights of another network": "does not fit TinyNet: first mismatching key",
     "weights for an unknown model": "weights given for 'resnet18', which is not among the models",
+    "unreadable data folder": "Permission denied",
+    "a corrupt image": "cannot decode image",
+    "a test folder of other classes": "has class folder(s) '3' that the training set lacks",
+    "a checkpoint that is no checkpoint": "not a PyTorch checkpoint",
 }
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_bad_input_is_one_line(world, cli, capsys, tmp_path, case):
+def test_bad_input_is_one_line(world, cli, capsys, monkeypatch, tmp_path, case):
     args = list(common(world, tmp_path, "--deadline", "1ms", "--no-report"))
-    change, where = _bad_input(case, world, tmp_path)
-    args[args.index(change[0]) + 1] = change[1]  # replace the option's value
+    change, where = _bad_input(case, world, tmp_path, monkeypatch)
+    if change[0] in args:
+        args[args.index(change[0]) + 1] = change[1]  # replace the option's value
+    else:
+        args += change
     code, out, err = cli(*args)
     stray = capsys.readouterr()  # anything written around the CLI's consoles
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -355,12 +411,12 @@ def _candidate(network: str, cut: str, i: int, latency: float, whole: bool = Fal
 
 
 def _result(network, cut, i, latency, acc, roles, deadline=10.0, loss=1.0, seconds=2.0,
-            whole=False) -> TrialResult:
+            whole=False, cpu=None) -> TrialResult:
     c = _candidate(network, cut, i, latency, whole)
     return TrialResult(trial=Trial(c, network, i, roles), key=f"{network}{i}",
                        feasible=latency <= deadline, val_top1=acc, val_loss=loss, best_epoch=0,
                        epochs_run=1, stopped_early=False, fit_s=seconds, trial_s=seconds,
-                       trainable_params=1, resumed=False)
+                       trainable_params=1, resumed=False, trial_cpu_s=cpu)
 
 
 def test_pick_gain_and_speedup_arithmetic():
@@ -384,6 +440,16 @@ def test_pick_gain_and_speedup_arithmetic():
     assert ex.speedup() == pytest.approx(10 / 7)
     comparison = ex.comparison()
     assert comparison["same_network"] and comparison["count_ratio"] == pytest.approx(5 / 3)
+    assert ex.cpu_times() is None and comparison["speedup_cpu"] is None  # no CPU times
+    # CPU seconds: 0.5 s planning + 3 + 1 + 1 explored; + 4 + 1 for the other two
+    cpu = dict(zip(("a@whole (whole)", "a@b2", "b@b1", "b@whole (whole)", "a@b1"), (3, 1, 1, 4, 1)))
+    timed = Exploration(**{**ex.__dict__, "plan_cpu_s": 0.5, "results": [
+        _result(r.candidate.network, r.candidate.cut, r.trial.row, r.candidate.latency_ms,
+                r.val_top1, r.trial.roles, loss=r.val_loss, whole=r.candidate.whole,
+                cpu=cpu[r.label]) for r in results]})
+    assert timed.cpu_times() == {"exploration_cpu_s": 5.5, "exhaustive_cpu_s": 10.0,
+                                 "speedup_cpu": pytest.approx(10 / 5.5)}
+    assert timed.comparison()["speedup_cpu"] == pytest.approx(10 / 5.5)
     # Pareto (latency up, accuracy up): 5 ms 0.70, 7 ms 0.86, 12 ms 0.95
     assert [r.candidate.latency_ms for r in pareto(results)] == [5.0, 7.0, 12.0]
     assert pick([r for r in results if not r.feasible]) is None
@@ -468,13 +534,8 @@ def test_progress_bars_show_candidate_and_epochs():
 # ----- the report in a real browser ----------------------------------------------------------
 
 def test_explore_report_renders_in_headless_chromium(world, latencies, cli, tmp_path):
-    import importlib.util
+    from test_report_browser import browse, crb  # scripts/check_report_browser.py's functions
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "check_report_browser.py"
-    spec = importlib.util.spec_from_file_location("check_report_browser", script)
-    crb = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = crb
-    spec.loader.exec_module(crb)
     try:
         chromium = crb.find_chromium(install=True)
     except crb.ChromiumUnavailable as exc:
@@ -485,10 +546,14 @@ def test_explore_report_renders_in_headless_chromium(world, latencies, cli, tmp_
     assert code == 0, err
     work = tmp_path / "work"
     work.mkdir()
-    layout = crb.probe_layout(chromium, report, 1100, 1800, work)
+    layout = browse(chromium, report, work)
+    assert layout["console"] == [] and layout["errors"] == []
     assert layout["h1"] == ["NetCut exploration report"]
     assert layout["h2"][:3] == ["Chosen network", "Exploration cost",
                                 "Accuracy against predicted latency"]
+    chosen = json.loads(report.with_suffix(".json").read_text())["chosen"]
+    assert f"{chosen['network']}, cut at {chosen['cut']}" in layout["chosen"]
+    assert f"{100 * chosen['val_top1']:.1f}%" in layout["chosen"]
     images = layout["images"]
     assert len(images) == 2 and all(i["complete"] and min(i["natural"]) > 100 for i in images)
     assert layout["stylesheets"] > 0 and layout["tables"] >= 5

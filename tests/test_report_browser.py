@@ -107,3 +107,154 @@ def test_report_renders_in_headless_chromium(chromium, tmp_path, monkeypatch):
                              "data:image/png;base64," + junk, html.read_text()))
     with pytest.raises(crb.CheckFailed, match="did not decode"):
         crb.run_check(tmp_path / "broken.png", 1000, 1800, html=broken, work=work)
+
+
+# ----- the exploration report (netcut explore) ---------------------------------------------
+
+#: injected first into <head>: records every error event (script errors and, in the
+#: capture phase, resources that fail to load) before the page's own content runs
+_CATCHER = """<script>window.__netcutErrors = [];
+addEventListener('error', e => { const t = e.target;
+  __netcutErrors.push(t && t !== window ? 'failed to load <' + t.tagName.toLowerCase() + '> '
+                      + (t.getAttribute('src') || t.getAttribute('href') || '').slice(0, 60)
+                      : String(e.message)); }, true);</script>"""
+
+#: injected before </body>: after the load event, what the page shows
+_EXPLORE_PROBE = """<script>addEventListener('load', () => {
+  const section = title => { const h = [...document.querySelectorAll('h2')]
+      .find(h => h.textContent === title);
+    return h && h.nextElementSibling ? h.nextElementSibling.innerText : null; };
+  const probe = {
+    images: [...document.images].map(i => { const r = i.getBoundingClientRect();
+      return {src: i.getAttribute('src').slice(0, 22), alt: i.alt, complete: i.complete,
+              natural: [i.naturalWidth, i.naturalHeight],
+              box: [r.left + scrollX, r.top + scrollY, r.width, r.height]}; }),
+    h1: [...document.querySelectorAll('h1')].map(h => h.textContent),
+    h2: [...document.querySelectorAll('h2')].map(h => h.textContent),
+    stylesheets: [...document.styleSheets].reduce((n, s) => n + s.cssRules.length, 0),
+    tables: document.querySelectorAll('table').length,
+    chosen: section('Chosen network'), errors: window.__netcutErrors || null};
+  const pre = document.createElement('pre');
+  pre.id = 'netcut-explore-probe'; pre.textContent = JSON.stringify(probe);
+  document.body.appendChild(pre);
+});</script>"""
+
+
+def browse(chromium, html_path: Path, work: Path, width: int = 1100, height: int = 1800) -> dict:
+    """Load ``html_path`` in headless Chromium: what the page shows after its load event,
+    the error events it saw (``errors``) and the console messages Chromium logged
+    (``console``: every ``CONSOLE`` line of its log; a report runs no script of its own,
+    so any message at all is a problem)."""
+    import html as _html
+    import json
+
+    text = html_path.read_text(encoding="utf-8")
+    assert re.search(r"<head[^>]*>", text) and "</body>" in text, f"{html_path}: not a whole page"
+    head = re.search(r"<head[^>]*>(<meta charset=[^>]*>)?", text)
+    probed = (text[:head.end()] + _CATCHER + text[head.end():]).replace(
+        "</body>", _EXPLORE_PROBE + "</body>", 1)
+    page = work / (html_path.stem + ".probe.html")  # the report's images are embedded
+    page.write_text(probed, encoding="utf-8")
+    cmd = crb._chromium_cmd(chromium, work / "profile-probe", width, height) + [
+        "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()]
+    res = crb._run(cmd, timeout=120, env=chromium.env())
+    m = re.search(r'<pre id="netcut-explore-probe">(.*?)</pre>', res.stdout, re.S)
+    assert res.returncode == 0 and m, f"chromium gave no layout: {crb._last_error(res.stderr)}"
+    probe = json.loads(_html.unescape(m.group(1)))
+    probe["console"] = [ln for ln in res.stderr.splitlines() if re.search(r":CONSOLE[:(]", ln)]
+    return probe
+
+
+def _exploration(tmp_path: Path):
+    """A small exploration (three networks, an exhaustive search, a test folder, an
+    export) built from made-up results: the report only renders them."""
+    from netcut.explore.candidates import Trial
+    from netcut.explore.results import Exploration, TrialResult
+    from netcut.planner.plan import Candidate
+
+    hw, deadline = "epyc-milan-2c", 1.2
+    rows = [  # network, cut, index, depth, latency, val top-1, roles
+        ("resnet18", "avgpool", 9, 1.0, 1.05, 0.74, ("off-the-shelf", "proposed", "exhaustive")),
+        ("resnet18", "layer4.0", 8, 0.8, 0.95, 0.81, ("proposed", "exhaustive")),
+        ("resnet18", "layer3.1", 7, 0.6, 0.70, 0.85, ("proposed", "exhaustive")),
+        ("resnet18", "layer2.1", 5, 0.4, 0.45, 0.77, ("exhaustive",)),
+        ("mobilenet_v2", "features.18", 19, 1.0, 1.90, 0.88, ("exhaustive",)),
+        ("mobilenet_v2", "features.13", 13, 0.7, 1.10, 0.79, ("proposed", "exhaustive")),
+        ("mobilenet_v2", "features.6", 6, 0.3, 0.50, 0.62, ("exhaustive",)),
+    ]
+    results = []
+    for i, (network, cut, index, depth, latency, acc, roles) in enumerate(rows):
+        c = Candidate(network=network, hardware=hw, cut=cut, cut_index=index,
+                      depth_fraction=depth, channels=64 * (i + 1), params_kept=10_000 * index,
+                      flops_kept=1e6 * index, latency_ms=latency, upper_ms=latency,
+                      whole=cut in ("avgpool", "features.18"))
+        results.append(TrialResult(
+            trial=Trial(c, network, index, roles), key=f"k{i}", feasible=latency <= deadline,
+            val_top1=acc, val_loss=1 - acc, best_epoch=1, epochs_run=3, stopped_early=False,
+            fit_s=20.0 + i, trial_s=21.0 + i, trainable_params=650, resumed=False))
+    classes = ["5", "6", "7", "8", "9"]
+    ex = Exploration(
+        deadline_ms=deadline, hardware=hw, confidence=None, calibrated=False,
+        networks=["resnet18", "mobilenet_v2"],
+        settings={"mode": "head", "head": "linear", "epochs": 3, "patience": 3, "lr": None,
+                  "batch_size": 32, "seed": 0, "exhaustive_granularity": "layer",
+                  "state_dir": str(tmp_path / "state"),
+                  "weights": {"resnet18": {"source": "ckpt/resnet18.pt", "sha256": "ab" * 32},
+                              "mobilenet_v2": {"source": "ckpt/mnv2.pt", "sha256": "cd" * 32}}},
+        data={"root": str(tmp_path / "digits"), "classes": classes, "train_images": 150,
+              "val_images": 250, "layout": "train/ + val/",
+              "counts": {"train": {c: 30 for c in classes}, "val": {c: 50 for c in classes}}},
+        results=results, exhaustive_run=True, exhaustive_count=len(rows), plan_s=2.5)
+    ex.test = {results[2].label: 0.83, results[0].label: 0.71}
+    ex.export = {"torchscript": str(tmp_path / "export" / "model.ts"), "onnx": None,
+                 "onnx_skipped": "the onnx package is not installed",
+                 "card": str(tmp_path / "export" / "card.json")}
+    return ex
+
+
+def test_explore_report_renders_in_headless_chromium(chromium, tmp_path):
+    from netcut.explore.report import write_report
+
+    ex = _exploration(tmp_path)
+    chosen = ex.chosen()
+    assert chosen.candidate.cut == "layer3.1"  # the most accurate of the feasible explored
+    html_path = write_report(ex, tmp_path / "explore.html")["html"]
+    work = tmp_path / "work"
+    work.mkdir()
+    page = browse(chromium, html_path, work)
+    assert page["console"] == [] and page["errors"] == []
+    assert page["h1"] == ["NetCut exploration report"]
+    assert page["h2"][:3] == ["Chosen network", "Exploration cost",
+                              "Accuracy against predicted latency"]
+    # the chosen network is what the page says first: network, cut, accuracies
+    assert "resnet18, cut at layer3.1" in page["chosen"]
+    assert "85.0%" in page["chosen"] and "83.0%" in page["chosen"]  # val, test
+    # the three plots (cost, accuracy, depth) decode and are painted in the screenshot
+    images = page["images"]
+    assert [i["alt"] for i in images] == ["retraining time of the two searches",
+                                          "accuracy against predicted latency",
+                                          "accuracy against depth kept"]
+    assert all(i["src"].startswith("data:image/png") and i["complete"]
+               and min(i["natural"]) > 100 for i in images)
+    assert page["stylesheets"] > 0 and page["tables"] >= 6
+    shot = tmp_path / "shot.png"
+    bottom = max(i["box"][1] + i["box"][3] for i in images)
+    height = int(bottom) + 50  # every plot inside the shot
+    crb.screenshot(chromium, html_path, shot, 1100, height, work)
+    problems, stats = crb.check_png(shot, 1100, height, [i["box"] for i in images])
+    assert problems == [] and stats["plots_checked"] == 3
+
+    # the same checks catch a page that errs: a script error, a console message,
+    # a plot that does not decode, a resource that does not load
+    broken = tmp_path / "broken.html"
+    junk = base64.b64encode(b"not a png" * 50).decode()
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;base64," + junk,
+                  html_path.read_text(), count=1)
+    broken.write_text(text.replace("</h1>", "</h1><script>console.warn('careful');"
+                                   "noSuchFunction();</script><img src='gone.png'>", 1))
+    page = browse(chromium, broken, work)
+    assert any("careful" in ln for ln in page["console"])
+    assert any("noSuchFunction is not defined" in ln for ln in page["console"])
+    assert any("noSuchFunction is not defined" in e for e in page["errors"])
+    assert any(e.startswith("failed to load <img> gone.png") for e in page["errors"])
+    assert sum(not i["complete"] or min(i["natural"]) == 0 for i in page["images"]) == 2

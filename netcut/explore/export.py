@@ -37,7 +37,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from ..cli.files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from ..errors import InvalidInputError
 from ..tracing.fx_tracer import eval_mode
 

@@ -153,12 +153,12 @@ def explore(models: Sequence[str] | str | None, hardware, deadline_ms, data, *,
 
     # 2. the plan(s)
     say.stage("planning")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     plan_args = dict(batch=batch, dtype=dtype, confidence=confidence, mode=latency_mode,
                      num_classes=len(classes), input_shape=shape_given, runners_up=runners_up,
                      strict=True)
     the_plan = run_plan(specs, hardware, deadline, granularity=granularity, **plan_args)
-    plan_s = time.perf_counter() - t0
+    plan_s, plan_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     full_plan = the_plan if exhaustive_granularity == granularity else run_plan(
         specs, hardware, deadline, granularity=exhaustive_granularity, **plan_args)
     hw = the_plan.hardware[0]
@@ -198,7 +198,7 @@ def explore(models: Sequence[str] | str | None, hardware, deadline_ms, data, *,
         deadline_ms=deadline, hardware=hw, confidence=confidence,
         calibrated=bool(the_plan.calibrated.get(hw)), networks=list(the_plan.networks),
         settings=settings, data=data_info, results=results, exhaustive_run=exhaustive,
-        exhaustive_count=len(full_plan.candidates), plan_s=plan_s,
+        exhaustive_count=len(full_plan.candidates), plan_s=plan_s, plan_cpu_s=plan_cpu_s,
         fastest={**fastest.__dict__} if fastest else None, skipped=dict(the_plan.skipped))
 
     # 5. score the picks on the test folder, export the pick
@@ -279,15 +279,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _retrain(trial: Trial, net: _Network, cut: CutPoint, key: str, dm, state: ExploreState,
              say: ExploreProgress, *, num_classes: int, head: str, mode: str, epochs: int,
              lr, seed: int, patience, accelerator, devices) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trn = trim(net.module, cut, num_classes, head=head, input_shape=net.shape, table=net.table)
     fit = retrain.fit_trn(trn, dm, mode=mode, max_epochs=epochs, lr=lr, seed=seed,
                           patience=patience, accelerator=accelerator, devices=devices,
                           progress=False, callbacks=[_epoch_callback(say)])
     tensors = {"head": trn.head.state_dict()} if mode == "head" else {"trn": trn.state_dict()}
     record = {"label": trial.label, "spec": trial.spec, "row": cut.row_index, "node": cut.node,
-              "fit": fit.to_dict(), "trial_s": 0.0, "finished_at": time.time()}
-    record["trial_s"] = time.perf_counter() - t0  # trimming + fitting, before saving
+              "fit": fit.to_dict(), "trial_s": 0.0, "trial_cpu_s": 0.0,
+              "finished_at": time.time()}
+    # trimming + fitting, before saving: wall-clock, and this process's CPU time (all its
+    # threads; loader worker processes not counted), without the time spent waiting for
+    # a core on a busy machine
+    record["trial_s"] = time.perf_counter() - t0
+    record["trial_cpu_s"] = time.process_time() - c0
     state.put(key, record, tensors)
     return record
 
@@ -300,6 +305,7 @@ def _result(trial: Trial, key: str, record: dict, the_plan: Plan, resumed: bool)
         best_epoch=int(fit["best_epoch"]), epochs_run=int(fit["epochs_run"]),
         stopped_early=bool(fit["stopped_early"]), fit_s=float(fit["wall_time_s"]),
         trial_s=float(record["trial_s"]), trainable_params=int(fit["trainable_params"]),
+        trial_cpu_s=float(record["trial_cpu_s"]) if "trial_cpu_s" in record else None,
         resumed=resumed, history=tuple(dict(h) for h in fit.get("history", ())))
 
 

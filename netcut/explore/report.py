@@ -17,7 +17,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..cli.files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from ..errors import InvalidInputError
 from ..planner.report import _CSS, _fmt_ms, _html_table, _md_table, _png, _profile_facts
 from .results import Exploration, TrialResult, pareto
@@ -248,9 +248,12 @@ def _cost_note(ex: Exploration) -> str:
                 f"({_pct(comp['exhaustive_val_top1'])}); the exploration's pick is "
                 f"{'as accurate or more' if comp['at_least_as_accurate'] else 'less accurate'} "
                 f"({100 * comp['accuracy_gap']:+.1f} points).")
+        cpu = (f"; in CPU time {_secs(comp['exhaustive_cpu_s'])} against "
+               f"{_secs(comp['exploration_cpu_s'])}, {comp['speedup_cpu']:.1f}x"
+               if comp.get("speedup_cpu") else "")
         text += (f" Retraining everything took {_secs(comp['exhaustive_s'])} against the "
-                 f"exploration's {_secs(comp['exploration_s'])}: {comp['speedup']:.1f}x faster "
-                 f"(NetCut reports 27x). {same}")
+                 f"exploration's {_secs(comp['exploration_s'])}: {comp['speedup']:.1f}x faster"
+                 f"{cpu} (NetCut reports 27x). {same}")
     else:
         text += " Run with --exhaustive to retrain them all and measure the speedup."
     return text

@@ -24,9 +24,11 @@ __all__ = ["Exploration", "TrialResult", "pareto", "pick"]
 class TrialResult:
     """One retrained TRN: the plan's numbers and how its retraining went.
 
-    ``fit_s``: the Lightning fit alone; ``trial_s``: the whole trial (trimming,
-    fitting, saving), the time an exploration pays for it. Both are from the run
-    that retrained it (``resumed``: an earlier run, read back from the state)."""
+    ``fit_s``: the Lightning fit alone; ``trial_s``: the whole trial (trimming and
+    fitting), the time an exploration pays for it; ``trial_cpu_s``: the CPU time the
+    process spent on it (all threads; None in results saved before it was recorded).
+    All are from the run that retrained it (``resumed``: an earlier run, read back
+    from the state)."""
 
     trial: Trial
     key: str
@@ -41,6 +43,7 @@ class TrialResult:
     trainable_params: int
     resumed: bool
     history: tuple[dict, ...] = ()
+    trial_cpu_s: float | None = None
 
     @property
     def candidate(self) -> Candidate:
@@ -61,7 +64,8 @@ class TrialResult:
                 "val_top1": self.val_top1, "val_loss": self.val_loss,
                 "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
                 "stopped_early": self.stopped_early, "fit_s": self.fit_s,
-                "trial_s": self.trial_s, "trainable_params": self.trainable_params,
+                "trial_s": self.trial_s, "trial_cpu_s": self.trial_cpu_s,
+                "trainable_params": self.trainable_params,
                 "resumed": self.resumed, "key": self.key,
                 "history": [dict(h) for h in self.history]}
 
@@ -108,6 +112,7 @@ class Exploration:
     exhaustive_count: int
     plan_s: float
     wall_s: float = 0.0
+    plan_cpu_s: float | None = None
     fastest: dict | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     test: dict = field(default_factory=dict)  # label -> top-1 on the test folder
@@ -154,6 +159,18 @@ class Exploration:
         ex = self.exhaustive_s()
         return ex / self.exploration_s() if ex is not None and self.exploration_s() > 0 else None
 
+    def cpu_times(self) -> dict | None:
+        """The two searches' cost in CPU seconds of this process (planning + the
+        explored TRNs; every TRN) and their ratio; None unless the exhaustive search
+        ran and the planning and every result have a CPU time."""
+        if (not self.exhaustive_run or self.plan_cpu_s is None
+                or any(r.trial_cpu_s is None for r in self.results)):
+            return None
+        explored = self.plan_cpu_s + sum(r.trial_cpu_s for r in self.explored())
+        exhaustive = sum(r.trial_cpu_s for r in self.exhaustive())
+        return {"exploration_cpu_s": explored, "exhaustive_cpu_s": exhaustive,
+                "speedup_cpu": exhaustive / explored if explored > 0 else None}
+
     def comparison(self) -> dict | None:
         """The exhaustive search against the exploration (None when not run)."""
         if not self.exhaustive_run:
@@ -168,6 +185,8 @@ class Exploration:
             "exhaustive_s": self.exhaustive_s(), "exploration_s": self.exploration_s(),
             "speedup": self.speedup(),
             "count_ratio": len(self.exhaustive()) / max(1, len(self.explored())),
+            **(self.cpu_times() or {"exploration_cpu_s": None, "exhaustive_cpu_s": None,
+                                    "speedup_cpu": None}),
         }
 
     def summary(self) -> dict:
@@ -188,7 +207,8 @@ class Exploration:
                        "exhaustive": self.exhaustive_count,
                        "retrained_now": sum(not r.resumed for r in self.results),
                        "resumed": sum(r.resumed for r in self.results)},
-            "times_s": {"plan": self.plan_s, "exploration": self.exploration_s(),
+            "times_s": {"plan": self.plan_s, "plan_cpu": self.plan_cpu_s,
+                        "exploration": self.exploration_s(),
                         "exploration_retraining": sum(r.trial_s for r in explored),
                         "exhaustive": self.exhaustive_s(), "this_run_wall": self.wall_s},
             "exhaustive": self.comparison(),

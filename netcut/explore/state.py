@@ -27,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from ..cli.files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from ..errors import InvalidInputError
 
 __all__ = ["STATE_FORMAT", "ExploreState", "data_fingerprint", "file_sha256", "result_key"]

@@ -85,9 +85,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         train_dir, val_dir = self.root / "train", self.root / "val"
-        if train_dir.is_dir():
+        if _is_dir(train_dir):
             train = scan_image_folder(train_dir, check=self.check)
-            if val_dir.is_dir():
+            if _is_dir(val_dir):
                 val = scan_image_folder(val_dir, classes=train.classes, check=self.check)
                 train_samples, val_samples = list(train.samples), list(val.samples)
                 self.layout = "train/ and val/ folders"
@@ -96,7 +96,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
                     train.samples, train.classes, self.val_fraction, self.seed, train_dir)
                 self.layout = f"train/ {self._split_label()}"
         else:
-            if val_dir.is_dir():
+            if _is_dir(val_dir):
                 raise DatasetError(f"{self.root} has a val/ folder but no train/ folder")
             train = scan_image_folder(self.root, check=self.check)
             train_samples, val_samples = split_stratified(
@@ -150,3 +150,13 @@ class ImageFolderDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory,
                           **kwargs)
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, where a folder that may not be looked into (``chmod 0``
+    without root) is an error naming it, not a PermissionError from deep inside."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise DatasetError(f"cannot read dataset folder {path.parent}: "
+                           f"{exc.strerror or exc}") from None

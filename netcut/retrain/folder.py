@@ -67,9 +67,13 @@ def scan_image_folder(root: str | os.PathLike, classes: Sequence[str] | None = N
     if check not in CHECKS:
         raise DatasetError(f"check {check!r}: allowed {', '.join(CHECKS)}")
     root = Path(root)
-    if not root.exists():
+    try:
+        exists, is_dir = root.exists(), root.is_dir()
+    except OSError as exc:  # a parent that may not be looked into
+        raise DatasetError(f"cannot read dataset folder {root}: {exc.strerror or exc}") from None
+    if not exists:
         raise DatasetError(f"dataset folder {root} does not exist")
-    if not root.is_dir():
+    if not is_dir:
         raise DatasetError(f"dataset path {root} is not a folder")
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -96,8 +100,11 @@ def scan_image_folder(root: str | os.PathLike, classes: Sequence[str] | None = N
     samples: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
         folder = root / name
-        if not folder.is_dir():
-            continue  # a validation folder may lack a class
+        try:
+            if not folder.is_dir():
+                continue  # a validation folder may lack a class
+        except OSError as exc:
+            raise DatasetError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
         images, others = _walk(folder)
         if not images:
             seen = f" (found {len(others)} other file(s), e.g. {others[0]})" if others else ""
