@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Measure this machine's CPU for `netcut validate --only cpu`: 17 torchvision
 # classifiers at batch 1, fp32, whole and trimmed at every block cut, one file per
-# network in calibration/data/cpu-epyc-milan-2c/. About 15 minutes on 2 cores.
-# On a shared machine run it alone (or give it priority: sudo nice -n -10 ...);
-# each file records the load average when it started.
+# network in calibration/data/cpu-epyc-milan-2c/. About 8 minutes on 2 cores.
+# Run it alone: two threads on a 2-vCPU VM stall whenever anything else runs
+# (nice does not help). Each file records the load average when it started. The
+# rows of one network are timed in 4 interleaved rounds (netcut measure --rounds).
+# Run-to-run scatter on this VM (2026-11-23): between back-to-back runs, minutes
+# apart, whole networks moved by 10-25% together (median |run1/run2 - 1| 9.6-12.8%
+# over 70 rows of 5 networks, with or without rounds); rounds do not remove it.
 #
 # Repeatability (a floor under any model's error, shown in reports/validation.md):
-# measure some networks again later into the -repeat folder, e.g.
-#   OUT=calibration/data/cpu-epyc-milan-2c-repeat \
-#   MODELS="resnet18 mobilenet_v3_large efficientnet_b0 squeezenet1_1 googlenet" scripts/measure_this_cpu.sh
+# run it again later into the -repeat folder (scored as run 2 and compared row by row):
+#   OUT=calibration/data/cpu-epyc-milan-2c-repeat scripts/measure_this_cpu.sh
+# (the shipped run 1 was measured with ROUNDS=1, run 2 with ROUNDS=4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETCUT=${NETCUT:-.venv/bin/netcut}
 OUT=${OUT:-calibration/data/cpu-epyc-milan-2c}
 REPEATS=${REPEATS:-20}
+ROUNDS=${ROUNDS:-4}  # interleaved: a slow spell of the VM spreads over every row
 mkdir -p "$OUT"
 MODELS=${MODELS:-"resnet50 mobilenet_v2 resnext50_32x4d densenet121 vit_b_16
         resnet18 resnet34 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 squeezenet1_1
         shufflenet_v2_x1_0 googlenet mnasnet1_0 regnet_x_400mf alexnet convnext_tiny"}
 for m in $MODELS; do
-  "$NETCUT" measure "$m" --cuts --threads 2 --warmup 5 --repeats "$REPEATS" \
+  "$NETCUT" measure "$m" --cuts --threads 2 --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
     --profile-hint epyc-milan-2c --out "$OUT/$m.json" > /dev/null
 done
 echo "measured $(ls "$OUT"/*.json | wc -l) networks into $OUT"

@@ -55,7 +55,7 @@ def validate(
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
     from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
-    from ..validation.this_cpu import cpu_case, cpu_data_dir
+    from ..validation.this_cpu import cpu_cases, cpu_data_dir
     from ..validation.timm_cpu import timm_cases
     from ..validation.writer import prepare_output, run_context, write_report
 
@@ -93,7 +93,7 @@ def validate(
                 cli.err.print("skipped the 'cpu' part: no measurements of this machine yet "
                               "(scripts/measure_this_cpu.sh, on a quiet machine)")
             else:
-                validation.fewshot["cpu"] = _run_cases(progress, "this CPU 5-shot", [cpu_case()])
+                validation.fewshot["cpu"] = _run_cases(progress, "this CPU 5-shot", cpu_cases())
         progress.add_task("writing the report and plots", total=None)
         written = write_report(out_dir, validation, run_context(command_line(out_dir, only, as_json)))
     cli.err.print(f"wrote {written[-1]} and {len(written) - 1} plot(s) in {written[-1].parent / 'validation'}",

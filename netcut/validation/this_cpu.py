@@ -33,7 +33,20 @@ def cpu_data_dir() -> Path:
     return Path(str(base / CPU_DATA))
 
 
-def cpu_case(directory: Path | None = None) -> FewShotCase:
+def cpu_cases(directory: Path | None = None) -> list[FewShotCase]:
+    """Run 1 (the folder) and, where it exists, run 2 (the ``-repeat`` folder: the same
+    script run again later): each calibrated on its own 5 networks and judged on its
+    own held-out rows, so the report shows how much the answer moves with the data."""
+    directory = cpu_data_dir() if directory is None else Path(directory)
+    cases = [cpu_case(directory)]
+    again = directory.with_name(directory.name + "-repeat")
+    if again.is_dir() and any(again.glob("*.json")):
+        cases.append(cpu_case(again, key=f"{cases[0].key}-run2", compare=False))
+    return cases
+
+
+def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
+             compare: bool = True) -> FewShotCase:
     directory = cpu_data_dir() if directory is None else Path(directory)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
@@ -43,10 +56,13 @@ def cpu_case(directory: Path | None = None) -> FewShotCase:
     loads = [m.environment.get("load_average_1m") for m in loaded]
     loads = [x for x in loads if x is not None]
     load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
-    repeat = repeatability(rows, directory.with_name(directory.name + "-repeat"))
+    repeat = repeatability(rows, directory.with_name(directory.name + "-repeat")) if compare else ""
+    rounds = "interleaved in 4 rounds (--rounds 4)" if "Interleaved" in loaded[0].protocol else \
+        "one network after another"
+    stamp = str(loaded[0].environment.get("timestamp", "?"))[:16]
     return FewShotCase(
-        key="cpu-epyc-milan-2c", title=f"{loaded[0].device}, 2 threads, measured by netcut measure "
-        f"({len(files)} files in calibration/data/{CPU_DATA}/)",
+        key=key, title=f"{loaded[0].device}, 2 threads, measured by netcut measure from {stamp} "
+        f"({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
         profile=load_hardware(CPU_PROFILE), rows=rows, calibration_models=CALIBRATION_MODELS,
         group="b1 fp32 eager, held out", targets=CPU_TARGETS,
         note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
@@ -65,9 +81,9 @@ def repeatability(rows: list, directory: Path) -> str:
     moved = np.array([abs(r.median_ms / first[r.key()] - 1) for r in again])
     pairs, nets = again, len({r.model for r in again})
     return (f"; repeatability: {len(pairs)} rows of {nets} networks measured again later "
-            f"(calibration/data/{directory.name}/) moved by median {np.median(moved):.1%}, "
+            f"(calibration/data/{directory.name}/, run 2) moved by median {np.median(moved):.1%}, "
             f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
             "within ±10%")
 
 
-REPEATS_NOTE = "median of 20 timed calls after 5 warm-up calls per row"
+REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"
