@@ -258,3 +258,35 @@ def test_explore_report_renders_in_headless_chromium(chromium, tmp_path):
     assert any("noSuchFunction is not defined" in e for e in page["errors"])
     assert any(e.startswith("failed to load <img> gone.png") for e in page["errors"])
     assert sum(not i["complete"] or min(i["natural"]) == 0 for i in page["images"]) == 2
+
+
+# ----- the dynamic-network report (netcut dynamic report) ----------------------------------
+
+def test_dynamic_report_renders_in_headless_chromium(chromium, cli, tmp_path):
+    """A real dynamic network, built and reported by the CLI, read in Chromium: no
+    console message or error, one table row per sub-net, the budget-trace plot decoded
+    and painted."""
+    import json
+
+    folder, out = tmp_path / "dyn", tmp_path / "report"
+    code, _, err = cli("dynamic", "build", "resnet18", "--input", "3x32x32", "--num-classes", "4",
+                       "--exits", "layer2.1,layer4.1", "--widths", "1,0.5", "--hw", "epyc-milan-2c",
+                       "--out", str(folder), "--json")
+    assert code == 0, err
+    code, _, err = cli("dynamic", "report", str(folder), "--frames", "8", "--out", str(out), "--json")
+    assert code == 0, err
+    names = [s["name"] for s in json.loads((out / "report.json").read_text())["subnets"]]
+    work = tmp_path / "work"
+    work.mkdir()
+    page = browse(chromium, out / "report.html", work)
+    assert page["console"] == [] and page["errors"] == []
+    assert page["h2"] == ["Sub-nets", "Budget trace"]
+    [image] = page["images"]
+    assert image["alt"] == "budget trace" and image["complete"] and min(image["natural"]) > 100
+    html_text = (out / "report.html").read_text()
+    assert all(html_text.count(f"<td>{name}</td>") == 1 for name in names) and len(names) >= 2
+    shot = tmp_path / "shot.png"
+    height = int(image["box"][1] + image["box"][3]) + 50
+    crb.screenshot(chromium, out / "report.html", shot, 1100, height, work)
+    problems, stats = crb.check_png(shot, 1100, height, [image["box"]])
+    assert problems == [] and stats["plots_checked"] == 1

@@ -19,7 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..cli import main as cli
-from ..cli.files import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..cli.render import fmt_count, fmt_ms, print_json
 
 dynamic_app = typer.Typer(no_args_is_help=True,

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from ..cli.files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from ..errors import InvalidInputError
 from ..tracing.fx_tracer import eval_mode
 from .correction import LatencyCorrector

@@ -37,7 +37,7 @@ from typing import Sequence
 
 import torch
 
-from ..cli.files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from ..errors import InvalidInputError
 from .export import load
 
