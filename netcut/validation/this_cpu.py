@@ -41,12 +41,12 @@ def cpu_cases(directory: Path | None = None) -> list[FewShotCase]:
     cases = [cpu_case(directory)]
     again = directory.with_name(directory.name + "-repeat")
     if again.is_dir() and any(again.glob("*.json")):
-        cases.append(cpu_case(again, key=f"{cases[0].key}-run2", compare=False))
+        cases.append(cpu_case(again, key=f"{cases[0].key}-run2", compare=False, run="run 2"))
     return cases
 
 
 def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
-             compare: bool = True) -> FewShotCase:
+             compare: bool = True, run: str = "run 1") -> FewShotCase:
     directory = cpu_data_dir() if directory is None else Path(directory)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
@@ -64,7 +64,7 @@ def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
         key=key, title=f"{loaded[0].device}, 2 threads, measured by netcut measure from {stamp} "
         f"({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
         profile=load_hardware(CPU_PROFILE), rows=rows, calibration_models=CALIBRATION_MODELS,
-        group="b1 fp32 eager, held out", targets=CPU_TARGETS,
+        group=f"b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
         note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
 
 
