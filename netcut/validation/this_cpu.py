@@ -7,6 +7,7 @@ same rule as for timm's CPUs: one network per op class the profile prices apart.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,9 @@ def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
     loads = [x for x in loads if x is not None]
     load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
     repeat = repeatability(rows, directory.with_name(directory.name + "-repeat")) if compare else ""
-    rounds = "interleaved in 4 rounds (--rounds 4)" if "Interleaved" in loaded[0].protocol else \
-        "one network after another"
-    stamp = str(loaded[0].environment.get("timestamp", "?"))[:16]
+    interleaved = re.search(r"Interleaved in (\d+) rounds", loaded[0].protocol)
+    rounds = f"interleaved in {interleaved[1]} rounds" if interleaved else "timed one after another"
+    stamp = min(str(m.environment.get("timestamp", "?")) for m in loaded)[:16]
     return FewShotCase(
         key=key, title=f"{loaded[0].device}, 2 threads, measured by netcut measure from {stamp} "
         f"({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
@@ -79,8 +80,8 @@ def repeatability(rows: list, directory: Path) -> str:
     if not again:
         return ""
     moved = np.array([abs(r.median_ms / first[r.key()] - 1) for r in again])
-    pairs, nets = again, len({r.model for r in again})
-    return (f"; repeatability: {len(pairs)} rows of {nets} networks measured again later "
+    nets = len({r.model for r in again})
+    return (f"; repeatability: {len(again)} rows of {nets} networks measured again later "
             f"(calibration/data/{directory.name}/, run 2) moved by median {np.median(moved):.1%}, "
             f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
             "within ±10%")
