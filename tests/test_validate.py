@@ -179,7 +179,7 @@ def test_unwritable_output_is_a_clean_error(tmp_path):
 
 
 def test_failed_replace_keeps_the_old_report(tmp_path, monkeypatch):
-    import netcut.cli.files as files
+    import netcut.files as files
 
     (tmp_path / "validation.md").write_text("old report")
     real_replace = files.os.replace
