@@ -224,23 +224,9 @@ MULTI_FILE = "multipath.pt"
 
 def _load_net(folder: Path):
     """The DynamicNet in ``folder/net.pt`` (what ``build`` wrote)."""
-    import torch
+    from .report import load_net
 
-    from ..errors import InvalidInputError
-    from .net import DynamicNet
-
-    path = folder / NET_FILE
-    if not folder.is_dir():
-        raise InvalidInputError(f"{folder} is not a folder written by `netcut dynamic build`")
-    if not path.is_file():
-        raise InvalidInputError(f"no {NET_FILE} in {folder}: `netcut dynamic build` writes one")
-    try:
-        net = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise InvalidInputError(f"cannot read {path}: {str(exc).strip().splitlines()[0][:200]}") from None
-    if not isinstance(net, DynamicNet):
-        raise InvalidInputError(f"{path} holds a {type(net).__name__}, not a DynamicNet")
-    return net
+    return load_net(folder)
 
 
 def _torch_bytes(obj) -> bytes:

@@ -68,20 +68,23 @@ def budget_trace(low_ms: float, high_ms: float, frames: int, seed: int = 0) -> l
     return out
 
 
-def _load_net(folder: Path, names: list[str]):
+def load_net(folder: Path, names: list[str] | None = None):
+    """The DynamicNet ``netcut dynamic build`` saved in ``folder/net.pt``; with ``names``
+    (the manifest's sub-nets), checked to hold exactly those."""
     from .net import DynamicNet
 
     path = folder / NET_FILE
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder} is not a folder written by `netcut dynamic build`")
     if not path.is_file():
-        raise InvalidInputError(f"pricing on other devices needs {path} (written by netcut dynamic "
-                                "build); it is not there")
+        raise InvalidInputError(f"no {NET_FILE} in {folder}: `netcut dynamic build` writes one")
     try:
         net = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a truncated or foreign file
-        raise InvalidInputError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise InvalidInputError(f"cannot read {path}: {str(exc).strip().splitlines()[0][:200]}") from None
     if not isinstance(net, DynamicNet):
         raise InvalidInputError(f"{path} holds a {type(net).__name__}, not a DynamicNet")
-    if [s.name for s in net.subnets] != names:
+    if names is not None and [s.name for s in net.subnets] != names:
         raise InvalidInputError(f"{path} has other sub-nets than {folder / 'manifest.json'}: "
                                 "build again")
     return net
@@ -108,7 +111,7 @@ def build_report(folder: str | Path, hardware: Sequence[str] | None = None, *, f
         devices[own] = {s["name"]: s.get("predicted_ms") for s in runtime.subnets}
     extra = [h for h in (hardware or []) if h != own]
     if extra:
-        net = _load_net(folder, names)
+        net = load_net(folder, names)
         for hw in extra:
             say(f"pricing on {hw}")
             priced = net.price(hw, batch=manifest.get("batch", 1), dtype=manifest.get("dtype", "float32"))
