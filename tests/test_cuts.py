@@ -245,3 +245,32 @@ def test_every_classifier_has_checked_cuts(spec):
     assert_well_formed(table, layers, strictly_deeper=False)
     assert layers[-1].row_index == cuts[-1].row_index
     assert {c.row_index for c in cuts} <= {c.row_index for c in layers}
+
+
+def test_preact_cuts_sit_before_each_closing_activation():
+    t = traced("resnet18")
+    block, pre = cut_points(t), cut_points(t, granularity="preact")
+    rows = [c.row_index for c in pre]
+    assert rows == sorted(set(rows)) and all(t.cut_legal[r] for r in rows)
+    # (so its deepest cut is one row short of the feature end, the last ReLU)
+    # the stem ends in a max-pool: kept; every residual block ends in its ReLU: moved
+    # one row up, onto the residual sum, which has the same shape
+    assert pre[0] == block[0]
+    assert [c.name for c in pre[1:]] == [f"layer{s}.{b}.add" + (f"_{2 * (s - 1) + b}" if (s, b) != (1, 0) else "")
+                                         for s in range(1, 5) for b in range(2)]
+    for b, p in zip(block[1:], pre[1:]):
+        assert p.row_index == b.row_index - 1 and t.ops[b.row_index] == "relu"
+        assert t.ops[p.row_index] == "add" and p.shape == b.shape
+        assert resolve_cut(t, p.name).row_index == p.row_index
+
+
+def test_preact_keeps_blocks_that_end_without_an_activation():
+    # MobileNetV2's inverted residuals end linearly (conv + BN, or the residual add);
+    # only the stem and the last 1x1 conv end in ReLU6
+    t = traced("mobilenet_v2")
+    block, pre = cut_points(t), cut_points(t, granularity="preact")
+    moved = [(b.name, p.name) for b, p in zip(block, pre) if b.row_index != p.row_index]
+    assert moved == [("features.0", "features.0.1"), ("features.18", "features.18.1")]
+    assert all(t.ops[p.row_index] == "batch_norm" for p in pre if p.name.endswith(".1"))
+    # VGG's blocks end in a max-pool: nothing moves
+    assert names("vgg11", granularity="preact") == names("vgg11")

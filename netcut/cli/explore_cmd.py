@@ -72,7 +72,7 @@ def explore(
                                        help="share of each class held out when there is no val/"),
     patience: int = typer.Option(3, help="early stopping after this many epochs without "
                                  "improvement; 0 turns it off"),
-    granularity: str = typer.Option("block", help="cuts proposed from: block or layer"),
+    granularity: str = typer.Option("block", help="cuts proposed from: block, layer, or preact (block cuts before a closing activation)"),
     exhaustive_granularity: str = typer.Option(
         "layer", "--exhaustive-granularity", help="cuts of the exhaustive search: layer or block"),
     runners_up: int = typer.Option(2, "--runners-up", min=0,

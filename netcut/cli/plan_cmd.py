@@ -40,7 +40,7 @@ def plan(
     confidence: Optional[float] = typer.Option(
         None, help="judge the upper bound at this confidence, e.g. 0.9 (calibrated profiles)"),
     num_classes: int = typer.Option(10, "--num-classes", help="classes of the new head"),
-    granularity: str = typer.Option("block", help="block (default) or layer"),
+    granularity: str = typer.Option("block", help="block (default), layer, or preact (block cuts before a closing activation)"),
     runners_up: int = typer.Option(2, "--runners-up", min=0,
                                    help="feasible cuts proposed beside the deepest, per network"),
     report: Optional[Path] = typer.Option(

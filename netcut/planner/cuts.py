@@ -32,6 +32,15 @@ So ResNet-18 gives ``conv1`` (the stem, up to the max-pool), ``layer1.0`` ...
 ``layer4.1``. ``granularity="layer"`` gives every legal row before the head,
 named by its row (``#k`` added where a module runs k times, k counting from 1).
 
+``granularity="preact"`` gives the block cuts, each moved one row up when the
+block ends in an activation (ReLU, ReLU6, hard-swish, ...) and the row feeding it
+is a legal cut: ResNet-18's ``layer3.0.add_4`` (the residual sum) instead of
+``layer3.0`` (its ReLU). A new head then also sees the negative half of the
+features, which the ReLU would zero (pre-ReLU features carry more for a new
+reader: Heo et al., "A Comprehensive Overhaul of Feature Distillation", ICCV
+2019). A moved cut takes its layer name; a block without a closing activation
+keeps its block cut.
+
 All numbers are per sample (batch 1), from the table: FLOPs at any batch scale
 linearly, so they are not repeated per batch.
 """
@@ -51,7 +60,11 @@ from ..tracing import LayerTable, parse_input_shape, trace
 
 __all__ = ["CutPoint", "cut_points", "find_cut", "head_start", "resolve_cut"]
 
-GRANULARITIES = ("block", "layer")
+GRANULARITIES = ("block", "layer", "preact")
+
+#: element-wise nonlinearities that may close a block (what ``preact`` cuts before)
+ACTIVATION_OPS = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu",
+                            "silu", "mish", "hardswish", "hardtanh", "prelu", "softplus"})
 
 #: layouts a cut's activation can have; "NLC" is a token sequence (ViT)
 LAYOUTS = ("NCL", "NCHW", "NCDHW", "NLC", "NHWC", "NDHWC")
@@ -129,8 +142,9 @@ def cut_points(model_or_table: nn.Module | str | LayerTable, input_shape=None,
 
     ``model_or_table``: a model spec, an ``nn.Module`` (traced here, at batch 1
     on meta/fake tensors) or an already traced :class:`LayerTable` (used as is).
-    ``granularity``: ``"block"`` (one cut per block, see the module docstring)
-    or ``"layer"`` (every legal row).
+    ``granularity``: ``"block"`` (one cut per block, see the module docstring),
+    ``"layer"`` (every legal row) or ``"preact"`` (the block cuts, before a
+    closing activation).
     """
     if granularity not in GRANULARITIES:
         raise InvalidInputError(
@@ -142,6 +156,8 @@ def cut_points(model_or_table: nn.Module | str | LayerTable, input_shape=None,
         names = [_row_label(table, i) for i in rows]
     else:
         rows, names = _block_cuts(table, end)
+        if granularity == "preact":
+            rows, names = _before_activations(table, rows, names)
     if not rows:
         raise InvalidInputError(
             f"{table.model_name}: no legal cut before the classifier head "
@@ -318,6 +334,23 @@ def _block_cuts(table: LayerTable, end: int) -> tuple[list[int], list[str]]:
         rows.append(legal[-1])
         names.append(_widen(anchor, {b for b, _, _ in group}, table.blocks))
     return rows, names
+
+
+def _before_activations(table: LayerTable, rows: list[int],
+                        names: list[str]) -> tuple[list[int], list[str]]:
+    """Block cuts moved to the row before a closing activation, where that row is a
+    legal cut not already taken and its layer name names no block cut."""
+    taken, blocks = set(rows), set(names)
+    out_rows, out_names = [], []
+    for i, name in zip(rows, names):
+        j = i - 1
+        if (table.ops[i] in ACTIVATION_OPS and j >= 0 and j not in taken and _cuttable(table, j)
+                and tuple(table.out_shapes[j]) == tuple(table.out_shapes[i])
+                and _row_label(table, j) not in blocks):
+            i, name = j, _row_label(table, j)
+        out_rows.append(i)
+        out_names.append(name)
+    return out_rows, out_names
 
 
 def _widen(name: str, group: set[str], all_blocks: Sequence[str]) -> str:
