@@ -243,3 +243,14 @@ def test_cli_unknown_device_suggests(cli):
     code, out, err = cli("plan", "--hw", "jetson-orin-nan", "--deadline", "10ms", "--models",
                          "resnet18", "--no-report")
     assert code == 2 and "jetson-orin-nano" in err
+
+
+def test_preact_plan_proposes_the_residual_sum_before_the_blocks_relu():
+    # the same deadline, proposals from block cuts and from preact cuts: resnet18's
+    # deepest feasible block cut ends in its ReLU, the preact one is the sum before it
+    block = plan(["resnet18"], "epyc-milan-2c", 1.2, input_shape=(3, 32, 32), runners_up=0)
+    pre = plan(["resnet18"], "epyc-milan-2c", 1.2, input_shape=(3, 32, 32), runners_up=0,
+               granularity="preact")
+    (b,), (p,) = block.proposals(), pre.proposals()
+    assert p.cut.startswith(f"{b.cut}.add")  # layer3.0 -> layer3.0.add_4
+    assert p.latency_ms <= b.latency_ms <= 1.2
