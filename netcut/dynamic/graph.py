@@ -16,15 +16,15 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import TraceError
 from ..planner.cuts import CutPoint
-from ..planner.trim import _keeps_effects, _node_of_row, _Tracer
+from ..planner.trim import keeps_effects, node_of_row, TrimTracer
 from ..tracing import LayerTable
-from ..tracing.fx_tracer import _no_printed_traceback, eval_mode
+from ..tracing.fx_tracer import no_printed_traceback, eval_mode
 from .slim import SlimBatchNorm2d, SlimConv2d
 
 __all__ = ["exit_nodes", "split_stages", "trace_graph"]
 
 
-class _SlimTracer(_Tracer):
+class _SlimTracer(TrimTracer):
     """trim's tracer (StochasticDepth stays a module) with slim layers as leaves."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -64,7 +64,7 @@ def _propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    with torch.no_grad(), _no_printed_traceback():
+    with torch.no_grad(), no_printed_traceback():
         with mode:
             sample = torch.empty((1, *input_shape), dtype=dtype, device=device)
         ShapeProp(gm, fake_mode=mode).propagate(sample)
@@ -74,7 +74,7 @@ def exit_nodes(gm: fx.GraphModule, table: LayerTable, cuts: list[CutPoint], labe
     """The graph node of each cut (``table`` traced from the same model)."""
     nodes = []
     for cut in cuts:
-        node = _node_of_row(gm.graph, table, cut.row_index)
+        node = node_of_row(gm.graph, table, cut.row_index)
         if node is None:
             raise TraceError(f"{label}: no fx node matches exit {cut.name!r} "
                              f"(table row {cut.row_index}, {cut.node!r})")
@@ -115,7 +115,7 @@ def split_stages(gm: fx.GraphModule, exits: list[fx.Node], names: list[str]) -> 
                 f"({start.name}), is still used after it; choose other exits")
         graph.output(env[end])
         stage = fx.GraphModule(gm, graph, class_name=f"Stage{j}")
-        stage.graph.eliminate_dead_code(is_impure_node=_keeps_effects)
+        stage.graph.eliminate_dead_code(is_impure_node=keeps_effects)
         stage.graph.lint()
         stage.delete_all_unused_submodules()
         stage.recompile()

@@ -153,7 +153,7 @@ def trim(model: nn.Module | str, cut: str | CutPoint, num_classes: int,
 
 # ----- building the prefix ---------------------------------------------------------------
 
-class _Tracer(fx.Tracer):
+class TrimTracer(fx.Tracer):
     """fx's tracer, keeping torchvision's StochasticDepth a module: traced through,
     its ``training`` flag would be frozen to the eval value."""
 
@@ -173,12 +173,12 @@ def _prefix(module: nn.Module, table: LayerTable, point: CutPoint, label: str) -
     """The graph of ``module`` up to the node of ``point``, owning a copy of its weights."""
     try:
         with eval_mode(module):
-            graph = _Tracer().trace(module)
+            graph = TrimTracer().trace(module)
     except Exception as exc:  # fx raises many types for untraceable code
         raise TraceError(f"cannot trim {label}: torch.fx cannot trace it "
                          f"({type(exc).__name__}: {_first_line(exc)})") from None
     whole = fx.GraphModule(module, graph, class_name=type(module).__name__)
-    target = _node_of_row(whole.graph, table, point.row_index)
+    target = node_of_row(whole.graph, table, point.row_index)
     if target is None:
         raise TraceError(f"cannot trim {label}: no fx node matches cut {point.name!r} "
                          f"(table row {point.row_index}, {point.node!r}); was the table "
@@ -190,7 +190,7 @@ def _prefix(module: nn.Module, table: LayerTable, point: CutPoint, label: str) -
     output.kwargs = {}
     for node in reversed(nodes[nodes.index(target) + 1: -1]):
         graph.erase_node(node)
-    graph.eliminate_dead_code(is_impure_node=_keeps_effects)
+    graph.eliminate_dead_code(is_impure_node=keeps_effects)
     graph.lint()
     prefix = fx.GraphModule(whole, graph, class_name=f"{type(module).__name__}Prefix")
     return copy.deepcopy(prefix)  # the TRN's own weights, never the source's tensors
@@ -207,7 +207,7 @@ def _row_name(node: fx.Node) -> str | None:
     return None
 
 
-def _node_of_row(graph: fx.Graph, table: LayerTable, row: int) -> fx.Node | None:
+def node_of_row(graph: fx.Graph, table: LayerTable, row: int) -> fx.Node | None:
     """Row ``row``'s node: rows are named as their nodes, and a module run k times
     (ResNet's ``relu``) gives k rows of one name in graph order."""
     name = table.names[row]
@@ -216,7 +216,7 @@ def _node_of_row(graph: fx.Graph, table: LayerTable, row: int) -> fx.Node | None
     return matches[occurrence] if occurrence < len(matches) else None
 
 
-def _keeps_effects(node: fx.Node) -> bool:
+def keeps_effects(node: fx.Node) -> bool:
     """fx's purity test, plus in-place ops: a dropped ``x.relu_()`` would change
     what ``x`` holds for the nodes after it."""
     if node.is_impure():

@@ -50,7 +50,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
-def _no_printed_traceback() -> Iterator[None]:
+def no_printed_traceback() -> Iterator[None]:
     """Hold back what is written to stderr meanwhile; on an exception, drop the
     traceback ShapeProp.run_node prints (``traceback.print_exc``) before it
     re-raises - the caller handles or reports the exception itself. Anything
@@ -75,7 +75,7 @@ def _no_printed_traceback() -> Iterator[None]:
 def _propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     """Run ShapeProp at batch 1 (meta or fake tensors); raises what the model raises."""
     on_meta = all(p.device.type == "meta" for p in gm.parameters())
-    with torch.no_grad(), _no_printed_traceback():
+    with torch.no_grad(), no_printed_traceback():
         if on_meta:
             ShapeProp(gm).propagate(torch.empty((1, *input_shape), device="meta"))
         else:  # real weights: propagate on fake tensors, allocating nothing
