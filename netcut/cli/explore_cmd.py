@@ -4,8 +4,6 @@ that meets the deadline, report and export it."""
 from __future__ import annotations
 
 import re
-import shlex
-import sys
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -16,7 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 from rich.table import Table
 
 from . import main as cli
-from .render import print_json
+from .outputs import relay_warnings, report_and_json
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -153,17 +151,9 @@ def explore(
         cli.err.print(f"interrupted: {kept} finished TRN results are kept in {state_dir}; "
                       "the same command resumes from them", highlight=False)
         raise typer.Exit(130) from None
-    for w in caught:
-        if "netcut" in str(w.filename):
-            cli.err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
-    written = {}
-    if not no_report:
-        command = "netcut " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-        written = write_report(result, target, command=command)
-    if as_json:
-        payload = result.summary()
-        payload["report"] = {k: str(v) for k, v in written.items()}
-        print_json(cli.out, payload)
+    relay_warnings(caught)
+    written = report_and_json(result, write_report, None if no_report else target, as_json)
+    if written is None:  # printed as JSON
         return
     _print_summary(result)
     if result.export.get("onnx_skipped"):

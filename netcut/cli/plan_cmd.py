@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
-import sys
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -14,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import main as cli
-from .render import print_json
+from .outputs import relay_warnings, report_and_json
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -74,19 +72,11 @@ def plan(
         result = run_plan(specs, hw, deadline_ms, batch=batch, dtype=dtype, confidence=confidence,
                           mode=mode, num_classes=num_classes, granularity=granularity,
                           progress=tick, strict=specs is not None, runners_up=runners_up)
-    for w in caught:
-        if "netcut" in str(w.filename):
-            cli.err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    relay_warnings(caught)
     for name, why in result.skipped.items():
         cli.err.print(f"[yellow]skipped {name}:[/] {why}", highlight=False)
-    written = {}
-    if not no_report:
-        command = "netcut " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-        written = write_report(result, target, command=command)
-    if as_json:
-        payload = result.summary()
-        payload["report"] = {k: str(v) for k, v in written.items()}
-        print_json(cli.out, payload)
+    written = report_and_json(result, write_report, None if no_report else target, as_json)
+    if written is None:  # printed as JSON
         return
     _print_summary(result)
     if written:
