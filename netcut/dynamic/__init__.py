@@ -16,8 +16,7 @@ them chosen at run time to fit the current latency budget (Yang & Fan, ASP-DAC
 Nothing is traced or built at import time. See ``docs/dynamic.md``.
 """
 
-import importlib
-
+from ..lazy import lazy_attributes
 from .bn import recalibrate_bn
 from .build import build
 from .channels import ChannelGroup, find_groups
@@ -39,13 +38,4 @@ __all__ = [*_LAZY, "ChannelGroup", "Choice", "Decision", "DynamicNet", "DynamicR
            "recalibrate_bn"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

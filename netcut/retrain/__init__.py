@@ -16,8 +16,7 @@ imports Lightning only when a Lightning-backed name is first used
 
 from __future__ import annotations
 
-import importlib
-
+from ..lazy import lazy_attributes
 from .errors import DatasetError, WeightsError
 
 _LAZY = {
@@ -34,13 +33,4 @@ _LAZY = {
 __all__ = ["DatasetError", "WeightsError", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
