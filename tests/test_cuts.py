@@ -250,15 +250,15 @@ def test_every_classifier_has_checked_cuts(spec):
 def test_preact_cuts_sit_before_each_closing_activation():
     t = traced("resnet18")
     block, pre = cut_points(t), cut_points(t, granularity="preact")
-    rows = [c.row_index for c in pre]
-    assert rows == sorted(set(rows)) and all(t.cut_legal[r] for r in rows)
-    # (so its deepest cut is one row short of the feature end, the last ReLU)
+    assert_well_formed(t, pre)
     # the stem ends in a max-pool: kept; every residual block ends in its ReLU: moved
-    # one row up, onto the residual sum, which has the same shape
-    assert pre[0] == block[0]
-    assert [c.name for c in pre[1:]] == [f"layer{s}.{b}.add" + (f"_{2 * (s - 1) + b}" if (s, b) != (1, 0) else "")
-                                         for s in range(1, 5) for b in range(2)]
-    for b, p in zip(block[1:], pre[1:]):
+    # one row up, onto the residual sum, which has the same shape; the last block is
+    # the feature end (the whole network): kept
+    assert pre[0] == block[0] and pre[-1] == block[-1]
+    assert [c.name for c in pre[1:-1]] == [
+        f"layer{s}.{b}.add" + (f"_{2 * (s - 1) + b}" if (s, b) != (1, 0) else "")
+        for s in range(1, 5) for b in range(2)][:-1]
+    for b, p in zip(block[1:-1], pre[1:-1]):
         assert p.row_index == b.row_index - 1 and t.ops[b.row_index] == "relu"
         assert t.ops[p.row_index] == "add" and p.shape == b.shape
         assert resolve_cut(t, p.name).row_index == p.row_index
@@ -266,11 +266,11 @@ def test_preact_cuts_sit_before_each_closing_activation():
 
 def test_preact_keeps_blocks_that_end_without_an_activation():
     # MobileNetV2's inverted residuals end linearly (conv + BN, or the residual add);
-    # only the stem and the last 1x1 conv end in ReLU6
+    # only the stem and the last 1x1 conv end in ReLU6, and the last is the feature end
     t = traced("mobilenet_v2")
     block, pre = cut_points(t), cut_points(t, granularity="preact")
     moved = [(b.name, p.name) for b, p in zip(block, pre) if b.row_index != p.row_index]
-    assert moved == [("features.0", "features.0.1"), ("features.18", "features.18.1")]
-    assert all(t.ops[p.row_index] == "batch_norm" for p in pre if p.name.endswith(".1"))
+    assert moved == [("features.0", "features.0.1")]
+    assert t.ops[pre[0].row_index] == "batch_norm"
     # VGG's blocks end in a max-pool: nothing moves
     assert names("vgg11", granularity="preact") == names("vgg11")

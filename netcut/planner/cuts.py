@@ -39,7 +39,8 @@ is a legal cut: ResNet-18's ``layer3.0.add_4`` (the residual sum) instead of
 features, which the ReLU would zero (pre-ReLU features carry more for a new
 reader: Heo et al., "A Comprehensive Overhaul of Feature Distillation", ICCV
 2019). A moved cut takes its layer name; a block without a closing activation
-keeps its block cut.
+keeps its block cut, and the feature end is never moved (the whole network
+stays the whole network).
 
 All numbers are per sample (batch 1), from the table: FLOPs at any batch scale
 linearly, so they are not repeated per batch.
@@ -339,12 +340,13 @@ def _block_cuts(table: LayerTable, end: int) -> tuple[list[int], list[str]]:
 def _before_activations(table: LayerTable, rows: list[int],
                         names: list[str]) -> tuple[list[int], list[str]]:
     """Block cuts moved to the row before a closing activation, where that row is a
-    legal cut not already taken and its layer name names no block cut."""
+    legal cut not already taken and its layer name names no block cut. The feature
+    end stays: the deepest cut is the whole network (the off-the-shelf baseline)."""
     taken, blocks = set(rows), set(names)
     out_rows, out_names = [], []
-    for i, name in zip(rows, names):
+    for k, (i, name) in enumerate(zip(rows, names)):
         j = i - 1
-        if (table.ops[i] in ACTIVATION_OPS and j >= 0 and j not in taken and _cuttable(table, j)
+        if (k < len(rows) - 1 and table.ops[i] in ACTIVATION_OPS and j >= 0 and j not in taken and _cuttable(table, j)
                 and tuple(table.out_shapes[j]) == tuple(table.out_shapes[i])
                 and _row_label(table, j) not in blocks):
             i, name = j, _row_label(table, j)
