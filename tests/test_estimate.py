@@ -301,3 +301,11 @@ def test_each_extra_kernel_of_an_op_costs_the_host_one_enqueue():
     assert half.host_s[0] == pytest.approx(dispatch + 2 * eager.enqueue_us * 1e-6)
     # fused engines enqueue per row already; graph replays have no host per op
     assert price_rows(table.at(batch=1, dtype="float16"), profile, "graph").host_s[0] == 0.0
+
+
+def test_a_half_module_is_priced_in_float16_unless_told_otherwise():
+    import torchvision.models as tvm
+
+    half = tvm.resnet18().half()
+    assert predict(half, "h100-sxm").total_ms == predict("resnet18", "h100-sxm", dtype="float16").total_ms
+    assert predict(half, "h100-sxm", dtype="float32").total_ms == predict("resnet18", "h100-sxm").total_ms

@@ -68,14 +68,17 @@ def _cached_trace(spec: str, shape: tuple[int, ...]) -> LayerTable:
     return trace(spec, shape)
 
 
-def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str | None = None,
+def predict(model, hardware, input_shape=None, dtype: str | None = None, mode: str | None = None,
             batch: int | None = None, interval: float = DEFAULT_INTERVAL) -> Estimate:
     """Predict the latency of ``model`` on ``hardware``.
 
     ``model``: an ``nn.Module`` or a spec (``"resnet50"``, ``"torchvision:resnet50"``,
     ``"package.module:factory"``). ``input_shape``: per sample (``(3, 224, 224)``
     or ``"3x224x224"``), or with a leading batch dimension when ``batch`` is not
-    given. ``mode``: ``eager``, ``graph`` or ``fused``; None = the profile's default.
+    given. ``dtype``: ``float32``, ``float16``, ``bfloat16``; None = the dtype of the
+    module's floating-point parameters (a ``.half()`` module is priced in float16),
+    float32 for a spec. ``mode``: ``eager``, ``graph`` or ``fused``; None = the
+    profile's default.
     ``interval``: level of the prediction interval a calibrated profile gives.
     """
     if isinstance(input_shape, (tuple, list)) and len(input_shape) == 4 and batch is None:
@@ -84,7 +87,7 @@ def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise InvalidInputError(f"batch must be a positive integer, got {batch!r}")
     shape = parse_input_shape(input_shape, model)
-    dtype = normalize_dtype(dtype)
+    dtype = normalize_dtype(_module_dtype(model) if dtype is None else dtype)
     if isinstance(model, str):
         table = _cached_trace(model, shape)
     else:
@@ -93,3 +96,13 @@ def predict(model, hardware, input_shape=None, dtype: str = "float32", mode: str
     for message in est.warnings:
         warnings.warn(f"{table.model_name}: {message}", stacklevel=2)
     return est
+
+
+def _module_dtype(model) -> str:
+    """The dtype of a module's first floating-point parameter or buffer; float32 for a
+    spec string or a module without any."""
+    if isinstance(model, str):
+        return "float32"
+    tensors = list(model.parameters()) + list(model.buffers())
+    floating = [t for t in tensors if t.is_floating_point()]
+    return str(floating[0].dtype).removeprefix("torch.") if floating else "float32"
