@@ -210,6 +210,8 @@ def test_explore_end_to_end_resumes_and_compares(world, latencies, fits, cli, tm
     md = report.with_suffix(".md").read_text()
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (report.parent / link).is_file()
+    # the report names the proposal rule it ran (the default: block cuts, 2 runners-up)
+    assert "the deepest feasible block cut and 2 runners-up" in md
 
     # the export: TorchScript that runs, a card that says what it is (onnx: skipped or written)
     export = summary["export"]

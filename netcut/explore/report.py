@@ -175,9 +175,11 @@ def _facts(ex: Exploration, command: str | None) -> list[tuple[str, str]]:
         ("networks", ", ".join(ex.networks)),
         ("retraining", f"{s['mode']} mode, {s['head']} head, at most {s['epochs']} epochs"
                        f"{early}, lr {lr}, batch {s['batch_size']}, seed {s['seed']}"),
-        ("candidates", f"{len(ex.explored())} retrained by the exploration; the exhaustive "
-                       f"search has {ex.exhaustive_count} (every {s['exhaustive_granularity']} "
-                       "cut of every network)"),
+        ("candidates", f"{len(ex.explored())} retrained by the exploration (per network the "
+                       f"deepest feasible {s.get('granularity', 'block')} cut and "
+                       f"{s.get('runners_up', 2)} runners-up, and the off-the-shelf networks "
+                       f"that fit); the exhaustive search has {ex.exhaustive_count} (every "
+                       f"{s['exhaustive_granularity']} cut of every network)"),
         ("state", f"{s['state_dir']} ({sum(r.resumed for r in ex.results)} results read back, "
                   f"{sum(not r.resumed for r in ex.results)} retrained in this run)"),
         ("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
