@@ -216,7 +216,8 @@ def _h100_section(h: dict, images: dict[str, str]) -> str:
            "trimmed networks — are predicted. The *datasheet-only* profile (generic "
            "efficiencies and overheads, nothing fitted) is scored on the same rows.",
            "Disclosure: the host terms are 3 (one dispatch time for every op that launches a "
-           "kernel, one for views, one per pass). They replaced 6 (dispatch per op class) "
+           "kernel, one for views, one per pass). They replaced 6 (a dispatch time for each of "
+           "conv, norm, element-wise, pool and view ops, and one per pass) "
            "after this table scored both: host-bound MAPE 21.2% with 6, 19.9% with 3. The "
            "choice between the two sets was made on these held-out rows, so the 19.9% is "
            "a little optimistic."]
