@@ -82,9 +82,9 @@ def test_rounds_interleave_the_networks(monkeypatch):
 
     visits, real = [], runner.time_samples
 
-    def spy(net, x, warmup, repeats):
+    def spy(net, x, warmup, repeats, mode):
         visits.append((id(net), warmup, repeats))
-        return real(net, x, warmup, repeats)
+        return real(net, x, warmup, repeats, mode)
 
     monkeypatch.setattr(runner, "time_samples", spy)
     rows = runner.measure("resnet18", input_shape="3x32x32", cuts=True, warmup=2, repeats=7,

@@ -30,6 +30,9 @@ def measure(
     repeats: int = typer.Option(30, help="timed calls per row (median, min, p90 kept)"),
     rounds: int = typer.Option(1, help="interleave the networks in N rounds of repeats/N calls "
                                       "(a shared machine's slow spells then hit every row alike)"),
+    mode: str = typer.Option("eager", help="eager, or graph: time CUDA-graph replays (--device cuda)"),
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
+                                         help="let cuDNN autotune its algorithms (recorded in the file)"),
     profile_hint: Optional[str] = typer.Option(None, "--profile-hint", help="closest shipped profile"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
@@ -41,25 +44,17 @@ def measure(
     forward pass (isolated timing, like the shared H100 data; not torch.profiler).
     """
     from ..errors import InvalidInputError
-    from ..measure import (LAYER_PROTOCOL, PROTOCOL, ROUNDS_PROTOCOL, environment,
-                           measure as run_measure, measure_per_layer)
-    from ..measurements import LAYER_SCHEMA_NAME, SCHEMA_NAME, SCHEMA_VERSION
+    from ..measure import file_header, layer_file_header, measure as run_measure, measure_per_layer
 
     if not out_file.parent.is_dir() and str(out_file.parent):
         raise InvalidInputError(f"cannot write {out_file}: folder {out_file.parent} does not exist")
-    env = environment(device)
-    if threads:
-        env["threads"] = threads  # what the run will use (set by measure() below)
-    header = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
-              "device": env.get("gpu") or env["cpu"], "profile_hint": profile_hint,
-              "source": "netcut measure (this machine)",
-              "protocol": PROTOCOL.format(warmup=warmup, repeats=repeats) + (
-                  ROUNDS_PROTOCOL.format(rounds=rounds, per_round=repeats // max(rounds, 1))
-                  if rounds > 1 else ""), "environment": env}
+    if per_layer and mode != "eager":
+        raise InvalidInputError("--per-layer times eager calls; leave out --mode graph")
+    header = file_header(device, warmup=warmup, repeats=repeats, rounds=max(rounds, 1), mode=mode,
+                         threads=threads, cudnn_benchmark=cudnn_benchmark, profile_hint=profile_hint)
     rows: list[dict] = []
     layer_file = out_file.with_name(out_file.name.removesuffix(".json") + ".layers.json")
-    layer_header = header | {"schema": LAYER_SCHEMA_NAME,
-                             "protocol": LAYER_PROTOCOL.format(warmup=warmup, repeats=repeats)}
+    layer_header = layer_file_header(header, warmup=warmup, repeats=repeats)
     layers: list[dict] = []
 
     def save(row) -> None:
@@ -78,12 +73,14 @@ def measure(
             task = progress.add_task("measuring", total=None)
             run_measure(model, device=device, batch=batch, dtype=dtype, input_shape=input,
                         threads=threads, cuts=cuts, warmup=warmup, repeats=repeats, rounds=rounds,
+                        mode=mode, cudnn_benchmark=cudnn_benchmark,
                         progress=lambda k, n, what: progress.update(
                             task, completed=k, total=n, description=f"measuring {what}"),
                         on_row=save)
             if per_layer:
                 measure_per_layer(model, device=device, batch=batch, dtype=dtype, input_shape=input,
                                   threads=threads, warmup=warmup, repeats=repeats,
+                                  cudnn_benchmark=cudnn_benchmark,
                                   progress=lambda k, n, what: progress.update(
                                       task, completed=k, total=n, description=f"layer {what}"),
                                   on_row=save_layer)

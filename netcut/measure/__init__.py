@@ -6,8 +6,9 @@ the numbers depend on. Only this package runs real forward passes.
 """
 
 from .environment import environment
+from .header import file_header, layer_file_header
 from .runner import measure, measure_per_layer
-from .timing import LAYER_PROTOCOL, PROTOCOL, ROUNDS_PROTOCOL, Timing, time_forward
+from .timing import GRAPH_PROTOCOL, LAYER_PROTOCOL, PROTOCOL, ROUNDS_PROTOCOL, Timing, time_forward
 
-__all__ = ["LAYER_PROTOCOL", "PROTOCOL", "ROUNDS_PROTOCOL", "Timing", "environment", "measure", "measure_per_layer",
-           "time_forward"]
+__all__ = ["GRAPH_PROTOCOL", "LAYER_PROTOCOL", "PROTOCOL", "ROUNDS_PROTOCOL", "Timing", "environment",
+           "file_header", "layer_file_header", "measure", "measure_per_layer", "time_forward"]

@@ -4,6 +4,7 @@ cuts; rows in the shared schema, handed to ``on_row`` as soon as each is measure
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -25,14 +26,39 @@ _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16":
 
 def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
             input_shape=None, threads: int | None = None, cuts: bool = False,
-            warmup: int = 5, repeats: int = 30, rounds: int = 1,
+            warmup: int = 5, repeats: int = 30, rounds: int = 1, mode: str = "eager",
+            cudnn_benchmark: bool = True,
             progress: Callable[[int, int, str], None] | None = None,
             on_row: Callable[[Row], None] | None = None) -> list[Row]:
     """Time ``model`` (a spec or module) on ``device``; see :data:`timing.PROTOCOL`.
 
     ``rounds`` > 1 interleaves the networks (:data:`timing.ROUNDS_PROTOCOL`): every
     trimmed network is built first, and the rows are handed to ``on_row`` only when
-    the last round ends."""
+    the last round ends. ``mode="graph"`` (CUDA only) times CUDA-graph replays
+    (:data:`timing.GRAPH_PROTOCOL`); ``cudnn_benchmark`` sets
+    ``torch.backends.cudnn.benchmark`` for the run (on, as in the shared H100 data)."""
+    if mode not in ("eager", "graph"):
+        raise InvalidInputError(f"mode must be eager or graph, got {mode!r}")
+    if mode == "graph" and device != "cuda":
+        raise InvalidInputError("--mode graph replays CUDA graphs: it needs --device cuda")
+    with _cudnn_benchmark(cudnn_benchmark):
+        return _measure(model, device, batch, dtype, input_shape, threads, cuts, warmup, repeats,
+                        rounds, mode, progress, on_row)
+
+
+@contextmanager
+def _cudnn_benchmark(on: bool):
+    """cuDNN autotuning on or off for one run, the caller's setting restored after."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(on)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _measure(model, device, batch, dtype, input_shape, threads, cuts, warmup, repeats, rounds,
+             mode, progress, on_row) -> list[Row]:
     module, name, table, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
                                              warmup, repeats)
     if not isinstance(rounds, int) or rounds < 1 or rounds > repeats:
@@ -50,7 +76,7 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
         cut = None if point is None else Cut(
             last_block=point.name, k=k, n_blocks=len(points), channels=point.channels,
             spatial=tuple(point.spatial) or None, num_classes=10)
-        return Row(model=name, input=shape, batch=batch, dtype=dtype, mode="eager", cut=cut,
+        return Row(model=name, input=shape, batch=batch, dtype=dtype, mode=mode, cut=cut,
                    median_ms=timing.median_ms, min_ms=timing.min_ms, p90_ms=timing.p90_ms,
                    n=timing.n)
 
@@ -62,7 +88,7 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
         for k, (point, net) in enumerate(jobs):
             if progress:
                 progress(k, len(jobs), label(point))
-            rows.append(row_for(k, point, time_forward(build(point, net), x, warmup, repeats)))
+            rows.append(row_for(k, point, time_forward(build(point, net), x, warmup, repeats, mode)))
             if on_row:
                 on_row(rows[-1])
     else:
@@ -73,7 +99,7 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
             for k, (point, _) in enumerate(jobs):
                 if progress:
                     progress(r * len(jobs) + k, rounds * len(jobs), f"{label(point)} (round {r + 1})")
-                samples[k].append(time_samples(nets[k], x, warmup if r == 0 else 1, per_round))
+                samples[k].append(time_samples(nets[k], x, warmup if r == 0 else 1, per_round, mode))
         for k, (point, _) in enumerate(jobs):
             rows.append(row_for(k, point, summarize_samples(np.concatenate(samples[k]))))
             if on_row:
@@ -85,12 +111,14 @@ def measure(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
 
 def measure_per_layer(model, device: str = "cpu", batch: int = 1, dtype: str = "float32",
                       input_shape=None, threads: int | None = None, warmup: int = 5,
-                      repeats: int = 30, progress: Callable[[int, int, str], None] | None = None,
+                      repeats: int = 30, cudnn_benchmark: bool = True,
+                      progress: Callable[[int, int, str], None] | None = None,
                       on_row: Callable[[LayerRow], None] | None = None) -> list[LayerRow]:
     """Time every leaf layer of ``model`` alone; see :data:`timing.LAYER_PROTOCOL`."""
-    module, name, _, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
-                                         warmup, repeats)
-    return measure_layers(module, x, name, dtype, warmup, repeats, progress, on_row)
+    with _cudnn_benchmark(cudnn_benchmark):
+        module, name, _, x, dtype = _prepare(model, device, batch, dtype, input_shape, threads,
+                                             warmup, repeats)
+        return measure_layers(module, x, name, dtype, warmup, repeats, progress, on_row)
 
 
 def _prepare(model, device, batch, dtype, input_shape, threads, warmup, repeats):

@@ -36,6 +36,13 @@ class Timing:
     n: int
 
 
+GRAPH_PROTOCOL = (
+    " Graph mode (CUDA only): after the warm-up calls (at least 3, on a side stream) the "
+    "forward pass is captured once as a CUDA graph (torch.cuda.CUDAGraph) and each timed "
+    "call is one replay of it between CUDA events: the GPU's own work plus one graph "
+    "launch, without the host's per-kernel dispatch (as the shared h100-graph data)."
+)
+
 ROUNDS_PROTOCOL = (
     " Interleaved in {rounds} rounds: each round visits every network of the file in "
     "turn, with 1 warm-up call per visit (the full warm-up on the first) and "
@@ -49,35 +56,61 @@ def summarize_samples(samples: np.ndarray) -> Timing:
                   float(np.percentile(samples, 90)), int(samples.size))
 
 
-def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int) -> Timing:
+def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int,
+                 mode: str = "eager") -> Timing:
     """Time ``module(x)`` following :data:`PROTOCOL`; ``x`` is a tensor or a tuple of
     positional arguments (a leaf layer's captured inputs)."""
-    return summarize_samples(time_samples(module, x, warmup, repeats))
+    return summarize_samples(time_samples(module, x, warmup, repeats, mode))
 
 
-def time_samples(module: torch.nn.Module, x, warmup: int, repeats: int) -> np.ndarray:
-    """The ``repeats`` timed calls of ``module(x)`` (ms) after ``warmup`` untimed ones."""
+def time_samples(module: torch.nn.Module, x, warmup: int, repeats: int,
+                 mode: str = "eager") -> np.ndarray:
+    """The ``repeats`` timed calls of ``module(x)`` (ms) after ``warmup`` untimed ones;
+    ``mode="graph"`` times replays of a CUDA graph of the call (:data:`GRAPH_PROTOCOL`)."""
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
     args = x if isinstance(x, tuple) else (x,)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     cuda = device.type == "cuda"
+    if mode not in ("eager", "graph"):
+        raise ValueError(f"mode must be eager or graph, got {mode!r}")
+    if mode == "graph" and not cuda:
+        raise ValueError("graph mode replays a CUDA graph: it needs CUDA tensors")
     samples = np.empty(repeats)
     with torch.inference_mode():
-        for _ in range(warmup):
-            module(*args)
+        if mode == "graph":
+            call = _captured(module, args, device, warmup)
+        else:
+            call = lambda: module(*args)  # noqa: E731
+            for _ in range(warmup):
+                call()
         if cuda:
             torch.cuda.synchronize(device)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         for i in range(repeats):
             if cuda:
                 start.record()
-                module(*args)
+                call()
                 end.record()
                 end.synchronize()
                 samples[i] = start.elapsed_time(end)
             else:
                 t0 = time.perf_counter()
-                module(*args)
+                call()
                 samples[i] = (time.perf_counter() - t0) * 1e3
     return samples
+
+
+def _captured(module, args, device, warmup: int):
+    """Warm up on a side stream (cuDNN picks its algorithms there), capture one call
+    as a CUDA graph, and return its replay."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(max(warmup, 3)):
+            module(*args)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        module(*args)
+    return graph.replay
