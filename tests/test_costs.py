@@ -21,6 +21,15 @@ def test_conv_dense():
     assert c.act_read == 16 * 64 and c.weight_read == 32 * 16 * 9 and c.act_write == 32 * 64
 
 
+def test_conv_bias_is_flagged_for_a_separate_pass():
+    # the bias is the 1-D weight (Cout,); it adds no FLOPs (the convention) but is read
+    x, w = ((1, 16, 8, 8), False), ((32, 16, 3, 3), True)
+    plain = cost_of(call("conv", [x, w], [(1, 32, 8, 8)]))
+    biased = cost_of(call("conv", [x, w, ((32,), True)], [(1, 32, 8, 8)]))
+    assert not plain.bias_pass and biased.bias_pass
+    assert biased.flops == plain.flops and biased.weight_read == plain.weight_read + 32
+
+
 def test_conv_depthwise_and_grouped():
     # depthwise 3x3 on 32 channels: each of 32*8*8 = 2048 outputs has 1*3*3 = 9 MACs
     dw = cost_of(call("conv", [((1, 32, 8, 8), False), ((32, 1, 3, 3), True)], [(1, 32, 8, 8)]))

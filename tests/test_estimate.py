@@ -293,7 +293,7 @@ def test_each_extra_kernel_of_an_op_costs_the_host_one_enqueue():
     profile = load_hardware("h100-sxm")
     eager = profile.overhead["eager"]
     assert eager.enqueue_us > 0
-    table = trace(nn.Conv2d(64, 64, 3, padding=1), (64, 28, 28))
+    table = trace(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 28, 28))
     half = price_rows(table.at(batch=1, dtype="float16"), profile, "eager")
     full = price_rows(table.at(batch=1, dtype="float32"), profile, "eager")
     dispatch = eager.dispatch_us.get("conv", eager.dispatch_us["default"]) * 1e-6
@@ -301,6 +301,35 @@ def test_each_extra_kernel_of_an_op_costs_the_host_one_enqueue():
     assert half.host_s[0] == pytest.approx(dispatch + 2 * eager.enqueue_us * 1e-6)
     # fused engines enqueue per row already; graph replays have no host per op
     assert price_rows(table.at(batch=1, dtype="float16"), profile, "graph").host_s[0] == 0.0
+
+
+def test_a_gpu_conv_with_bias_pays_a_separate_pass_over_its_output():
+    """PyTorch adds a cuDNN conv's bias in a kernel of its own: one more kernel and
+    8 bytes per output element (read + write, float32 width) at the elementwise
+    share of bandwidth, in eager and graph mode; a fused engine and CPUs fuse it."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    gpu, cpu = load_hardware("h100-sxm"), load_hardware("xeon-gold-6226")
+    with_bias = trace(nn.Conv2d(64, 64, 3, padding=1), (64, 28, 28)).at(batch=16)
+    without = trace(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 28, 28)).at(batch=16)
+    assert with_bias.bias_pass.tolist() == [True] and without.bias_pass.tolist() == [False]
+    outputs = 16 * 64 * 28 * 28  # 802,816 elements written
+    # 802,816 * 8 bytes / (3350 GB/s * elementwise memory efficiency)
+    extra = outputs * 8 / (3350e9 * gpu.efficiency.fraction("memory", "elementwise", "float32"))
+    for mode in ("eager", "graph"):
+        a, b = price_rows(with_bias, gpu, mode), price_rows(without, gpu, mode)
+        kernel = gpu.overhead[mode].kernel_us * 1e-6
+        assert a.device_s[0] - b.device_s[0] == pytest.approx(extra + kernel, rel=1e-9)
+    nano = load_hardware("jetson-nano")  # a profile with a fused (TensorRT-like) mode
+    assert (price_rows(with_bias, nano, "fused").device_s[0]
+            == pytest.approx(price_rows(without, nano, "fused").device_s[0], rel=1e-9))
+    assert (price_rows(with_bias, cpu, "eager").device_s[0]
+            == pytest.approx(price_rows(without, cpu, "eager").device_s[0], rel=1e-9))
+    # a depthwise conv's bias is fused by ATen's own depthwise kernel
+    depthwise = trace(nn.Conv2d(64, 64, 3, padding=1, groups=64), (64, 28, 28))
+    assert depthwise.bias_pass.tolist() == [False]
 
 
 def test_a_half_module_is_priced_in_float16_unless_told_otherwise():

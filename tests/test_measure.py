@@ -114,6 +114,46 @@ def test_cli_measure_errors(cli, tmp_path, args, needle):
     assert not (tmp_path / "m.json").exists()
 
 
+def test_graph_mode_needs_cuda(cli, tmp_path):
+    out = tmp_path / "m.json"
+    code, _, err = cli("measure", "resnet18", "--input", "3x32x32", "--mode", "graph", "--out", str(out))
+    assert code == 2 and "--device cuda" in err and not out.exists()
+    code, _, err = cli("measure", "resnet18", "--input", "3x32x32", "--mode", "compiled", "--out", str(out))
+    assert code == 2 and "eager or graph" in err and not out.exists()
+    with pytest.raises(ValueError, match="CUDA"):
+        time_forward(torch.nn.Identity(), torch.zeros(1), 0, 1, mode="graph")
+
+
+def test_header_records_the_mode_and_cudnn_setting():
+    from netcut.measure import file_header
+
+    graph = file_header("cpu", warmup=3, repeats=7, mode="graph", cudnn_benchmark=False)
+    assert "Graph mode" in graph["protocol"] and "7 timed calls" in graph["protocol"]
+    assert graph["environment"]["cudnn_benchmark"] is False
+    eager = file_header("cpu", warmup=3, repeats=8, rounds=2)
+    assert "Graph mode" not in eager["protocol"] and "2 rounds" in eager["protocol"]
+
+
+def test_cli_no_cudnn_benchmark_is_recorded_and_restored(cli, tmp_path):
+    before = torch.backends.cudnn.benchmark
+    out = tmp_path / "m.json"
+    code, _, err = cli("measure", "resnet18", "--input", "3x32x32", "--repeats", "1", "--warmup", "0",
+                       "--no-cudnn-benchmark", "--out", str(out))
+    assert code == 0, err
+    assert load_measurements(out).environment["cudnn_benchmark"] is False
+    assert torch.backends.cudnn.benchmark == before  # the run's setting does not leak
+
+
+def test_python_dash_m_netcut_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "netcut", "hw", "list", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert any(p["name"] == "h200" for p in json.loads(done.stdout))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
 def test_cuda_without_gpu_is_a_clear_error(cli, tmp_path):
     code, _, err = cli("measure", "resnet18", "--device", "cuda", "--out", str(tmp_path / "m.json"))

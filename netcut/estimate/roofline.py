@@ -33,6 +33,15 @@ WINOGRAD_3X3_SAVING = 2.25
 #: Matmuls are left out: at batch 1 they are matrix-vector products that libraries
 #: split along the reduction, and they are memory-bound anyway.
 SATURATING_CLASSES = ("conv", "conv_grouped")
+#: A GPU conv with a bias, run by PyTorch (eager or CUDA graph), is two kernels: cuDNN's
+#: convolution, then a broadcast add of the bias that reads and writes the whole output
+#: again (ATen's _convolution adds it apart; torch.profiler shows the extra
+#: elementwise_kernel after every biased conv, calibration/data/h200/h200-kernels.json).
+#: On an H200 that add costs the same per element in float16 as in float32 (stem conv
+#: 3->64 at batch 16: +40 us fp32, +33 us fp16; h200-micro.json), so its traffic is
+#: priced at float32 width, at the elementwise class's share of bandwidth.
+BIAS_PASS_BYTES_PER_ELEMENT = 8.0  # 4 read + 4 written
+BIAS_PASS_MODES = ("eager", "graph")
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class RowCosts:
     compute_s: np.ndarray
     memory_s: np.ndarray
     kernel_s: np.ndarray  # device-side fixed cost of the row's kernels
-    device_s: np.ndarray  # max(compute, memory) + kernel_s
+    device_s: np.ndarray  # max(compute, memory) + a separate bias pass + kernel_s
     host_s: np.ndarray  # host dispatch time (0 when the mode has none)
     launch_s: float  # once per forward pass
 
@@ -125,6 +134,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
 
 
 _CONV_IDX = OP_CLASSES.index("conv")
+_ELEMENTWISE_IDX = OP_CLASSES.index("elementwise")
 
 def _winograd_rows(table: LayerTable) -> np.ndarray:
     """Dense 3x3 stride-1 convolutions (taps = flops / (2 outputs Cin) == 9, same spatial size)."""
@@ -178,13 +188,20 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         traffic = np.where(tensor_conv, traffic + moved, traffic)
         kernels = np.where(tensor_conv, kernels + HALF_LAYOUT_KERNELS, kernels)
     memory_s = traffic / (v.bandwidth * v.eff_memory[cls])
+    bias_s = 0.0
+    if profile.kind == "gpu" and mode in BIAS_PASS_MODES:
+        bias = table.bias_pass
+        if bias.any():
+            bias_s = np.where(bias, table.outputs * BIAS_PASS_BYTES_PER_ELEMENT
+                              / (v.bandwidth * v.eff_memory[_ELEMENTWISE_IDX]), 0.0)
+            kernels = kernels + bias
     if mode == "fused":
         folded = np.isin(cls, _FUSED_IDX)
         compute_s = np.where(folded, 0.0, compute_s)
         memory_s = np.where(folded, 0.0, memory_s)
         kernels = np.where(folded, 0.0, kernels)
     kernel_s = kernels * v.kernel_s
-    device_s = np.maximum(compute_s, memory_s) + kernel_s
+    device_s = np.maximum(compute_s, memory_s) + bias_s + kernel_s
     host_s = v.dispatch_s[cls]
     if mode == "fused":  # an engine enqueues only the kernels left after folding
         host_s = np.where(kernels > 0, host_s, 0.0)

@@ -25,7 +25,7 @@ from .table import LayerTable
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the conv_bias column
 
 
 def cache_dir() -> Path | None:

@@ -19,7 +19,7 @@ Conventions (``docs/conventions.md`` repeats them for users):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 Shape = tuple[int, ...]
@@ -69,6 +69,9 @@ class Cost:
     weight_read: float  # weight/constant elements read (do not scale)
     act_write: float  # elements written
     kernels: int = 1  # device kernels launched (0 for views)
+    #: a conv with a bias: PyTorch's cuDNN path adds the bias in a kernel of its own,
+    #: one more pass over the output (CPU libraries fuse it; see estimate/roofline.py)
+    bias_pass: bool = False
 
 
 Formula = Callable[[OpCall], Cost]
@@ -127,7 +130,9 @@ def _conv(call: OpCall) -> Cost:
         op_class = "conv_depthwise"
     else:
         op_class = "conv_grouped"
-    return _traffic(call, flops, op_class)
+    cost = _traffic(call, flops, op_class)
+    has_bias = any(len(t.shape) == 1 for t in call.weights)  # bias (Cout,), weight is 4-D
+    return replace(cost, bias_pass=has_bias and op_class != "conv_depthwise")
 
 
 @register_cost("linear")

@@ -192,6 +192,7 @@ def _table_from_records(records, modules, input_shape, model_name) -> LayerTable
         act_write1=np.asarray([c.act_write for c in costs], dtype=float),
         params=np.asarray([c.weight_read if c.op_class != "view" else 0 for c in costs], dtype=np.int64),
         kernels=np.asarray([c.kernels for c in costs], dtype=np.int32),
+        conv_bias=np.asarray([c.bias_pass for c in costs], dtype=bool),
         cut_legal=legal,
         batch_scaled=depends,
         supported=np.asarray(cols["sup"], dtype=bool),

@@ -157,7 +157,7 @@ def _build_table(gm: fx.GraphModule, model: nn.Module, input_shape, model_name: 
     depends_on_input: dict[fx.Node, bool] = {}
     cols: dict[str, list] = {k: [] for k in (
         "names", "ops", "blocks", "in_shapes", "out_shapes", "cls", "flops", "act_read",
-        "weight_read", "act_write", "params", "kernels", "scaled", "supported", "pos")}
+        "weight_read", "act_write", "params", "kernels", "bias", "scaled", "supported", "pos")}
 
     for node in nodes:
         if node.op == "placeholder":
@@ -218,6 +218,7 @@ def _build_table(gm: fx.GraphModule, model: nn.Module, input_shape, model_name: 
         cols["act_write"].append(cost.act_write)
         cols["params"].append(n_params)
         cols["kernels"].append(cost.kernels)
+        cols["bias"].append(cost.bias_pass)
         cols["scaled"].append(depends_on_input[node])
         cols["supported"].append(supported)
         cols["pos"].append(position[node])
@@ -238,6 +239,7 @@ def _build_table(gm: fx.GraphModule, model: nn.Module, input_shape, model_name: 
         act_write1=np.asarray(cols["act_write"], dtype=float),
         params=np.asarray(cols["params"], dtype=np.int64),
         kernels=np.asarray(cols["kernels"], dtype=np.int32),
+        conv_bias=np.asarray(cols["bias"], dtype=bool),
         cut_legal=cut_legal,
         batch_scaled=np.asarray(cols["scaled"], dtype=bool),
         supported=np.asarray(cols["supported"], dtype=bool),

@@ -66,6 +66,9 @@ class LayerTable:
     cut_legal: np.ndarray
     batch_scaled: np.ndarray
     supported: np.ndarray
+    #: per row, True for a conv whose bias is added by a separate kernel on GPUs
+    #: (None: the table's maker did not record it, read as all False)
+    conv_bias: np.ndarray | None = None
     tracer: str = "fx"
     batch: int = 1
     dtype: str = "float32"
@@ -89,6 +92,13 @@ class LayerTable:
     def in_channels(self) -> np.ndarray:
         """Channels of each row's first input (dimension 1; 0 where it has none)."""
         return np.array([float(s[0][1]) if s and len(s[0]) > 1 else 0.0 for s in self.in_shapes])
+
+    @property
+    def bias_pass(self) -> np.ndarray:
+        """``conv_bias`` as a bool array of the table's length."""
+        if self.conv_bias is None:
+            return np.zeros(len(self.names), dtype=bool)
+        return np.asarray(self.conv_bias, dtype=bool)
 
     @property
     def _scale(self) -> np.ndarray:

@@ -392,6 +392,7 @@ def _concat_rows(parts: list[tuple[LayerTable, np.ndarray]], model_name: str) ->
         out_shapes=listed("out_shapes"), op_class_idx=column("op_class_idx"),
         flops1=column("flops1"), act_read1=column("act_read1"), weight_read=column("weight_read"),
         act_write1=column("act_write1"), params=column("params"), kernels=column("kernels"),
+        conv_bias=np.concatenate([t.bias_pass[rows] for t, rows in parts]),
         cut_legal=column("cut_legal"), batch_scaled=column("batch_scaled"),
         supported=column("supported"), tracer="fx")
 
@@ -673,6 +674,7 @@ class NB201Composer:
             op_class_idx=cat.op_class_idx[idx], flops1=cat.flops1[idx],
             act_read1=cat.act_read1[idx], weight_read=cat.weight_read[idx],
             act_write1=cat.act_write1[idx], params=cat.params[idx], kernels=cat.kernels[idx],
+            conv_bias=cat.bias_pass[idx],
             cut_legal=np.array([s.cut_legal for s in slots], dtype=bool),
             batch_scaled=cat.batch_scaled[idx], supported=cat.supported[idx], tracer="fx",
             notes=[] if program == "eager" else [f"NAS-Bench-201 '{program}' program"])
