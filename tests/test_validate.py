@@ -272,3 +272,37 @@ def test_regime_of_eager_batch_64_follows_its_cuda_graph_twin():
             row("eager", 64, 50.0, "no-twin"), row("eager", 1, 1.0), row("graph", 1, 1.0)]
     assert regimes_of(rows) == ["gpu_bound", "gpu_bound", "gpu_bound", "host_bound",
                                 "gpu_bound", "host_bound", "gpu_bound"]
+
+
+def test_cli_validate_h200_judges_both_profiles_on_every_row(cli, tmp_path):
+    """The H200 rows measured here are predicted, never fitted: both profiles are judged
+    on all of them, split by regime with the H100 rule, beside their repeatability."""
+    from netcut.measurements import load_measurements, shipped_measurements
+
+    code, out, err = cli("validate", "--only", "h200", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    h = json.loads(out)["h200"]
+    shipped = sum(len(load_measurements(shipped_measurements(f"h200/h200-{m}")).rows)
+                  for m in ("graph", "eager"))
+    assert h["data"]["rows"] == shipped and len(h["data"]["models"]) == 11
+    for key in ("datasheet", "moved"):
+        n = sum(entry[key]["n"] for entry in h["regimes"].values())
+        assert n == shipped  # every row in exactly one regime
+        gpu = h["regimes"]["gpu_bound"][key]
+        assert gpu["whole"]["n"] + gpu["trimmed"]["n"] == gpu["n"]
+        assert gpu["met"] == (gpu["mape"] <= 0.10 and gpu["within_10"] >= 0.80)
+    # graph replays repeat within a few per cent; eager batch-1 rows do not
+    assert h["repeatability"]["graph"]["float32 b64"] < 0.02
+    assert h["repeatability"]["eager"]["float32 b1"] > h["repeatability"]["graph"]["float32 b1"]
+    text = (tmp_path / "validation.md").read_text(encoding="utf-8")
+    assert "## H200: measured here" in text and (tmp_path / "validation" / "h200.png").stat().st_size > 0
+
+
+def test_moved_profile_keeps_the_fit_and_takes_the_target_memory():
+    from netcut.hardware import load_hardware
+    from netcut.validation.h200 import moved_profile
+
+    h100, h200 = load_hardware("h100-sxm"), load_hardware("h200")
+    moved = moved_profile(h100, h200)
+    assert moved.memory.bandwidth_gbs == 4800 and moved.efficiency == h100.efficiency
+    assert moved.overhead == h100.overhead and moved.compute == h100.compute

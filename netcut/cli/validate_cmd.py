@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from . import main as cli
 from .render import print_json
 
-PARTS = ("h100", "jetson", "timm", "cpu", "nb201")
+PARTS = ("h100", "h200", "jetson", "timm", "cpu", "nb201")
 
 
 def parse_only(value: Optional[str]) -> tuple[str, ...]:
@@ -53,6 +53,7 @@ def validate(
 ) -> None:
     """Predicted against measured: regenerate the validation report from the shipped data."""
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
+    from ..validation.h200 import h200_validation
     from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
     from ..validation.this_cpu import cpu_cases, cpu_data_dir
@@ -74,6 +75,10 @@ def validate(
             result = h100_leave_models_out(step)
             progress.update(task, completed=progress.tasks[task].total)
             validation.h100 = result
+        if "h200" in parts:
+            task = progress.add_task("H200: datasheet-only and the H100 fit moved", total=None)
+            validation.h200 = h200_validation()
+            progress.update(task, total=1, completed=1)
         if "jetson" in parts:
             task = progress.add_task("Jetson: datasheet-only profiles", total=None)
             validation.jetson = jetson_datasheet()

@@ -381,6 +381,7 @@ class Validation:
     """One ``netcut validate`` run: the parts that ran, and queries on them."""
 
     h100: dict | None = None  # h100_leave_models_out()
+    h200: dict | None = None  # h200.h200_validation()
     jetson: list[dict] | None = None  # jetson_datasheet()
     fewshot: dict[str, list] = field(default_factory=dict)  # part -> [FewShotResult]
     nb201: dict | None = None  # help_nb201.nb201_validation()
@@ -392,6 +393,10 @@ class Validation:
         out = {}
         if self.h100 is not None:
             out["h100"] = h100_summary(self.h100)
+        if self.h200 is not None:
+            from .h200 import h200_summary
+
+            out["h200"] = h200_summary(self.h200)
         if self.jetson is not None:
             out["jetson"] = jetson_summary(self.jetson)
         if self.nb201 is not None:
@@ -417,6 +422,12 @@ def headline(summary: dict) -> list[dict]:
             for key in ("fit", "datasheet"):
                 rows.append({"part": "h100-sxm", "group": REGIME_LABELS[name],
                              "profile": PROFILE_LABELS[key], **_judged_fields(entry[key])})
+    if "h200" in summary:
+        h = summary["h200"]
+        for name, entry in h["regimes"].items():
+            for key, label in (("datasheet", "datasheet-only"), ("moved", "H100 fit moved")):
+                rows.append({"part": "h200 (measured here)", "group": REGIME_LABELS[name],
+                             "profile": label, **_judged_fields(entry[key])})
     if "jetson" in summary:
         for g in summary["jetson"]["groups"]:
             rows.append({"part": g["device"], "group": g["mode"], "profile": "datasheet-only",

@@ -111,6 +111,10 @@ def render_markdown(summary: dict, context: dict, images: dict[str, str]) -> str
     parts = [_header(summary, context), _summary_section(summary)]
     if "h100" in summary:
         parts.append(_h100_section(summary["h100"], images))
+    if "h200" in summary:
+        from .h200 import h200_markdown
+
+        parts.append(h200_markdown(summary["h200"], images.get("h200")))
     if "jetson" in summary:
         parts.append(_jetson_section(summary["jetson"], images))
     if "nb201" in summary:
@@ -348,7 +352,7 @@ def render_images(validation: Validation) -> dict[str, bytes]:
     images = {}
     if validation.h100 is not None:
         fit, sheet = validation.h100["lomo"], validation.h100["datasheet"]
-        groups = [_h100_group(r, kind) for r, kind in zip(fit.rows, regimes_of(fit.rows))]
+        groups = [h100_group(r, kind) for r, kind in zip(fit.rows, regimes_of(fit.rows))]
         order = ["graph (GPU-bound)", "eager b64 (GPU-bound)", "eager b64 (host-bound)",
                  "eager b16 (host-bound)", "eager b1 (host-bound)"]
         images["h100-sxm"] = scatter_png(
@@ -366,6 +370,10 @@ def render_images(validation: Validation) -> dict[str, bytes]:
                        [labels.get(r["mode"], r["mode"]) for r in mine],
                        [labels["eager"], labels["fused"]])],
                 f"{device}: torch2trt's published latencies, batch 1")
+    if validation.h200 is not None:
+        from .h200 import h200_png
+
+        images["h200"] = h200_png(validation.h200)
     images.update(_fewshot_images(validation))
     if validation.nb201 is not None:
         from .help_nb201 import nb201_png, nb201_summary
@@ -387,7 +395,7 @@ def _fewshot_images(validation: Validation) -> dict[str, bytes]:
     return images
 
 
-def _h100_group(row, kind: str) -> str:
+def h100_group(row, kind: str) -> str:
     bound = "host-bound" if kind == "host_bound" else "GPU-bound"
     if row.mode == "graph":
         return f"graph ({bound})"
