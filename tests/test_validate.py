@@ -259,6 +259,24 @@ def test_cut_rows_are_priced_as_the_trimmed_network_netcut_measure_times(model, 
     assert shortcut == pytest.approx(traced, rel=1e-6)
 
 
+def test_a_measured_cut_name_is_read_as_the_cut_its_recorded_shape_says():
+    """``conv1`` names two cuts of a ResNet: the end of the conv1 block (the shared data's
+    reading) and netcut's cut point after the stem's max-pool (what ``netcut measure
+    --cuts`` writes, with channels and spatial size). The recorded shape decides."""
+    from netcut import estimate_table, load_hardware, trace, trim
+    from netcut.validation.predictor import RowPredictor, cut_row_index
+
+    table = trace("torchvision:resnet18", (3, 224, 224))
+    assert table.names[cut_row_index(table, "conv1")] == "conv1"
+    assert table.names[cut_row_index(table, "conv1", (64, 56, 56))] == "maxpool"
+    profile = load_hardware("epyc-milan-2c")
+    measured = Row(model="resnet18", input=(3, 224, 224), batch=1, dtype="float32", mode="eager",
+                   cut=Cut(last_block="conv1", k=1, channels=64, spatial=(56, 56)), median_ms=1.0)
+    traced = estimate_table(trace(trim("resnet18", "conv1", num_classes=10), (3, 224, 224)),
+                            profile).total_ms
+    assert RowPredictor().predict([measured], profile)[0] == pytest.approx(traced, rel=1e-6)
+
+
 def test_regime_of_eager_batch_64_follows_its_cuda_graph_twin():
     """Batch 64 is GPU-bound only where the measurements say so: an eager run far
     slower than the CUDA-graph run of the same network is waiting on the host."""

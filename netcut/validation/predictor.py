@@ -23,20 +23,35 @@ from ..tracing import LayerTable, trace
 from ..tracing.cache import trace_cached
 
 
-def cut_row_index(table: LayerTable, last_block: str) -> int:
-    """The last row of ``last_block`` (a ResNet's ``stem`` = everything before
-    ``layer1``), else the row of the cut point of that name."""
+def cut_row_index(table: LayerTable, last_block: str, shape: tuple[int, ...] | None = None) -> int:
+    """The row a trimmed network named ``last_block`` ends at.
+
+    A name has two readings: the last row of that block (the shared H100 files:
+    ``layer1``, ``features.3``, a ResNet's ``stem`` = everything before ``layer1``), and
+    the cut point of that name (what ``netcut measure --cuts`` writes: its ``conv1`` cut
+    of a ResNet ends after the stem's max-pool). ``shape`` = (channels, *spatial) of the
+    measured network's cut activation picks the reading that matches it; without it
+    the block reading comes first.
+    """
     names = table.names
+    readings: list[int] = []
     if last_block == "stem" and any(n.startswith("layer1.") for n in names):
-        return next(i for i, n in enumerate(names) if n.startswith("layer1.")) - 1
+        readings.append(next(i for i, n in enumerate(names) if n.startswith("layer1.")) - 1)
     hits = [i for i, (n, b) in enumerate(zip(names, table.blocks))
             if n == last_block or n.startswith(last_block + ".") or b == last_block]
     if hits:
-        return max(hits)
-    try:  # a cut point's own name, as ``netcut measure --cuts`` writes it
-        return resolve_cut(table, last_block).row_index
+        readings.append(max(hits))
+    try:
+        readings.append(resolve_cut(table, last_block).row_index)
     except InvalidInputError:
-        raise KeyError(f"{table.model_name} has no block {last_block!r}") from None
+        pass
+    if not readings:
+        raise KeyError(f"{table.model_name} has no block {last_block!r}")
+    if shape:
+        for index in readings:
+            if tuple(table.out_shapes[index][1:]) == tuple(shape):
+                return index
+    return readings[0]
 
 
 class RowPredictor:
@@ -67,9 +82,11 @@ class RowPredictor:
         return self._heads[key]
 
     def cut_index(self, row: Row) -> int:
-        key = (row.model, row.input, row.cut.last_block)
+        cut = row.cut
+        shape = (cut.channels, *cut.spatial) if cut.channels and cut.spatial else None
+        key = (row.model, row.input, cut.last_block, shape)
         if key not in self._cut_index:
-            self._cut_index[key] = cut_row_index(self.table(row.model, row.input), row.cut.last_block)
+            self._cut_index[key] = cut_row_index(self.table(row.model, row.input), cut.last_block, shape)
         return self._cut_index[key]
 
     def _group_table(self, model, shape, batch, dtype) -> LayerTable:
