@@ -338,3 +338,24 @@ def test_a_half_module_is_priced_in_float16_unless_told_otherwise():
     half = tvm.resnet18().half()
     assert predict(half, "h100-sxm").total_ms == predict("resnet18", "h100-sxm", dtype="float16").total_ms
     assert predict(half, "h100-sxm", dtype="float32").total_ms == predict("resnet18", "h100-sxm").total_ms
+
+
+def test_gpu_pooling_is_priced_per_window_element_at_the_float32_rate():
+    """A 3x3/2 max-pool on a GPU: 9 window elements per output at the pool efficiency
+    of the float32 CUDA-core peak, the same in float16 (measured so on an H200)."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    h200 = load_hardware("h200")
+    table = trace(nn.MaxPool2d(3, 2, ceil_mode=True), (64, 112, 112)).at(batch=16)
+    outputs = 16 * 64 * 56 * 56  # 3,211,264
+    eff = h200.efficiency.fraction("compute", "pool", "float32")
+    assert eff == pytest.approx(0.008)
+    # 3,211,264 * 9 / (67.0e12 * 0.008) = 53.9 us (measured: 54 us at batch 16)
+    expected = outputs * 9 / (67.0e12 * eff)
+    full = price_rows(table, h200, "graph")
+    half = price_rows(table.at(dtype="float16"), h200, "graph")
+    assert full.compute_s[0] == pytest.approx(expected, rel=1e-9)
+    assert half.compute_s[0] == pytest.approx(expected, rel=1e-9)
+    assert full.compute_s[0] > full.memory_s[0]  # bound by the index work, not bandwidth

@@ -80,7 +80,8 @@ def peak_vector(profile, dtype: str, mode: str | None = None) -> np.ndarray:
         except KeyError:
             out[i] = np.nan
             continue
-        if pseudo_half and op_class in MATRIX_CLASSES:
+        if pseudo_half and (op_class in MATRIX_CLASSES or op_class == "pool"):
+            # pooling too: the H200's max-pool took the same time in fp16 as in fp32
             unit = profile.unit_for(op_class, dtype)
             if not unit.startswith("tensor"):
                 out[i] = min(out[i], profile.compute.peak_tflops[unit].get("float32", np.inf) * 1e12)

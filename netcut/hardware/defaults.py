@@ -7,9 +7,13 @@ baseline. ``docs/hardware-schema.md#defaults`` explains where they come from.
 
 from __future__ import annotations
 
+#: ``pool``: PyTorch's NCHW pooling kernels are bound by their per-element index work,
+#: not by bandwidth: a 3x3/2 max-pool ran at 50-64 G outputs/s on an H200 at batch 16
+#: and 64, in float16 as in float32 (calibration/data/h200/h200-micro.json), i.e. about
+#: 0.54 T window elements/s = 0.008 of the float32 CUDA-core peak (67 TFLOP/s).
 GPU_EFFICIENCY = {
     "compute": {"default": 0.5, "conv": 0.5, "conv_grouped": 0.2, "conv_depthwise": 0.1,
-                "matmul": 0.6, "attention": 0.4},
+                "matmul": 0.6, "attention": 0.4, "pool": 0.008},
     "memory": {"default": 0.7},
 }
 CPU_EFFICIENCY = {
