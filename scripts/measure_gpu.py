@@ -78,12 +78,13 @@ def measure_networks(sink: Sink, budget: Budget, mode: str, jobs, warmup: int, r
               f"({time.monotonic() - t0:.1f} s)", flush=True)
 
 
-def measure_layers(path: Path, header: dict, budget: Budget, warmup: int, repeats: int) -> None:
+def measure_layers(path: Path, header: dict, budget: Budget, warmup: int, repeats: int,
+                   models=LAYER_MODELS) -> None:
     from netcut.files import atomic_write_text
     from netcut.measure import measure_per_layer
 
     rows = []
-    for model in LAYER_MODELS:
+    for model in models:
         if not budget.left(f"layers {model}"):
             continue
         rows += [r.model_dump(mode="json", exclude_none=True) for r in measure_per_layer(
@@ -92,8 +93,8 @@ def measure_layers(path: Path, header: dict, budget: Budget, warmup: int, repeat
         print(f"layers {model}: {len(rows)} rows so far", flush=True)
 
 
-def kernel_profile(path: Path, budget: Budget) -> None:
-    """Which CUDA kernels each leaf module launches alone, and for how long (b16 fp32,
+def kernel_profile(path: Path, budget: Budget, models=LAYER_MODELS, dtype: str = "float32") -> None:
+    """Which CUDA kernels each leaf module launches alone, and for how long (batch 16,
     cudnn.benchmark on): how many kernels an op really is, which the profile prices."""
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -103,16 +104,16 @@ def kernel_profile(path: Path, budget: Budget) -> None:
     from netcut.planner.trim import build_model
 
     torch.backends.cudnn.benchmark = True
-    out = {"micro": micro_benchmarks(), "networks": {}}
+    out = {"micro": micro_benchmarks(), "dtype": dtype, "batch": 16, "networks": {}}
     atomic_write_text(path, json.dumps(out, indent=1))
-    for model in LAYER_MODELS:
+    for model in models:
         if not budget.left(f"kernels {model}"):
             continue
         net, _ = build_model(model)
-        x = torch.randn(16, 3, 224, 224, device="cuda")
+        x = torch.randn(16, 3, 224, 224, device="cuda", dtype=getattr(torch, dtype))
         leaves = []
         with torch.inference_mode():
-            for name, module, args, out_shape in leaf_calls(net.eval().cuda(), x):
+            for name, module, args, out_shape in leaf_calls(net.eval().cuda().to(x.dtype), x):
                 for _ in range(3):
                     module(*args)
                 torch.cuda.synchronize()
@@ -169,6 +170,10 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=330.0)
     parser.add_argument("--profile-hint", default=None)
     parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--layer-models", nargs="*", default=LAYER_MODELS,
+                        help="the networks of stages 3 and 4")
+    parser.add_argument("--kernel-dtypes", nargs="*", default=["float32"],
+                        help="stage 3's dtypes (one kernels file each; float32 keeps the plain name)")
     parser.add_argument("--stages", default="123456",
                         help="which stages to run, e.g. 12 for a repeat of the whole networks")
     args = parser.parse_args(argv)
@@ -190,11 +195,15 @@ def main(argv=None) -> int:
     if "2" in run:
         measure_networks(eager, budget, "eager", whole, 10, 50)
     if "3" in run:
-        kernel_profile(args.out / f"{args.name}-kernels.json", budget)
+        for dtype in args.kernel_dtypes:
+            suffix = "" if dtype == "float32" else f"-{dtype}"
+            kernel_profile(args.out / f"{args.name}-kernels{suffix}.json", budget,
+                           args.layer_models, dtype)
     if "4" in run:
         layer_header = layer_file_header(file_header("cuda", warmup=5, repeats=50,
                                                      profile_hint=args.profile_hint), warmup=5, repeats=50)
-        measure_layers(args.out / f"{args.name}-eager-layers.json", layer_header, budget, 5, 50)
+        measure_layers(args.out / f"{args.name}-eager-layers.json", layer_header, budget, 5, 50,
+                       args.layer_models)
     if "5" in run:
         measure_networks(graph, budget, "graph", [(m, 16, d, True) for d in ("float32", "float16")
                                                   for m in args.models], 5, 100)

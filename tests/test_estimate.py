@@ -359,3 +359,26 @@ def test_gpu_pooling_is_priced_per_window_element_at_the_float32_rate():
     assert full.compute_s[0] == pytest.approx(expected, rel=1e-9)
     assert half.compute_s[0] == pytest.approx(expected, rel=1e-9)
     assert full.compute_s[0] > full.memory_s[0]  # bound by the index work, not bandwidth
+
+
+def test_half_precision_kernel_counts_follow_the_profiler():
+    """On a GPU in eager/graph mode (torch.profiler on an H200): an fp16 3x3 conv on
+    tensor cores has 2 layout transforms around it, an fp16 1x1 conv (a GEMM on NCHW)
+    has none, and an fp16 BatchNorm is 3 kernels where fp32 is 1."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    gpu = load_hardware("h100-sxm")
+
+    def kernels(module, shape, dtype, profile=gpu, mode="graph"):
+        table = trace(module, shape).at(batch=16, dtype=dtype)
+        return price_rows(table, profile, mode).kernel_s[0] / (profile.overhead[mode].kernel_us * 1e-6)
+
+    assert kernels(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 28, 28), "float16") == pytest.approx(3)
+    assert kernels(nn.Conv2d(64, 64, 1, bias=False), (64, 28, 28), "float16") == pytest.approx(1)
+    assert kernels(nn.BatchNorm2d(64), (64, 28, 28), "float16") == pytest.approx(3)
+    assert kernels(nn.BatchNorm2d(64), (64, 28, 28), "float32") == pytest.approx(1)
+    nano = load_hardware("jetson-nano")  # a fused engine folds BN away whatever the dtype
+    table = trace(nn.BatchNorm2d(64), (64, 28, 28)).at(batch=1, dtype="float16")
+    assert price_rows(table, nano, "fused").kernel_s[0] == 0.0

@@ -23,8 +23,14 @@ FUSED_AWAY = ("elementwise", "norm", "view")
 CONV_CHANNEL_TILE = 32
 #: PyTorch keeps half tensors NCHW while tensor-core convolutions run NHWC, so a
 #: float16/bfloat16 conv on tensor cores launches a layout transform before and after
-#: it (eager and graph modes; a TensorRT-like engine keeps one layout throughout)
+#: it (eager and graph modes; a TensorRT-like engine keeps one layout throughout).
+#: A 1x1 conv is a plain GEMM on NCHW and needs none: torch.profiler on an H200 showed
+#: transforms around 8 of 76 fp16 1x1 convs (calibration/data/h200/h200-kernels-*).
 HALF_LAYOUT_KERNELS = 2
+#: a float16/bfloat16 BatchNorm in eval on a GPU is three kernels in PyTorch (two small
+#: ones fold the running statistics into a scale and a shift, then the transform); in
+#: float32 cuDNN does it in one (the same H200 profiles: 90 of 90 fp16 BNs had 3)
+HALF_BATCH_NORM_EXTRA_KERNELS = 2
 #: multiplications saved by Winograd F(2x2, 3x3) on a dense 3x3 stride-1 conv (36 -> 16
 #: per 2x2 output tile, Lavin & Gray 2016); used where the engine times its tactics
 #: (``fused``) and the conv runs on CUDA cores (tensor-core GEMMs beat Winograd)
@@ -186,8 +192,11 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     if HALF_LAYOUT_KERNELS and mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16"):
         # the transforms move the conv's input and output activations once more
         moved = (table.act_read1 + table.act_write1) * table._scale * dtype_bytes(table.dtype)
-        traffic = np.where(tensor_conv, traffic + moved, traffic)
-        kernels = np.where(tensor_conv, kernels + HALF_LAYOUT_KERNELS, kernels)
+        transformed = tensor_conv & (table.conv_taps > 1)
+        traffic = np.where(transformed, traffic + moved, traffic)
+        kernels = np.where(transformed, kernels + HALF_LAYOUT_KERNELS, kernels)
+        if profile.kind == "gpu":
+            kernels = kernels + table.is_batch_norm * HALF_BATCH_NORM_EXTRA_KERNELS
     memory_s = traffic / (v.bandwidth * v.eff_memory[cls])
     bias_s = 0.0
     if profile.kind == "gpu" and mode in BIAS_PASS_MODES:

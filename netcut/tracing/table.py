@@ -84,14 +84,29 @@ class LayerTable:
             batch=self.batch if batch is None else int(batch),
             dtype=self.dtype if dtype is None else normalize_dtype(dtype),
         )
-        if "in_channels" in self.__dict__:  # batch- and dtype-free: share it
-            copy.__dict__["in_channels"] = self.__dict__["in_channels"]
+        for cached in ("in_channels", "conv_taps", "is_batch_norm"):  # batch- and dtype-free
+            if cached in self.__dict__:
+                copy.__dict__[cached] = self.__dict__[cached]
         return copy
 
     @functools.cached_property
     def in_channels(self) -> np.ndarray:
         """Channels of each row's first input (dimension 1; 0 where it has none)."""
         return np.array([float(s[0][1]) if s and len(s[0]) > 1 else 0.0 for s in self.in_shapes])
+
+    @functools.cached_property
+    def conv_taps(self) -> np.ndarray:
+        """Filter taps (kh * kw) of each dense conv row, FLOPs / (2 * outputs * Cin);
+        0 for every other row (grouped convs included). Batch- and dtype-free."""
+        from ..opclasses import OP_CLASS_INDEX
+
+        dense = self.op_class_idx == OP_CLASS_INDEX["conv"]
+        outputs = np.maximum(self.act_write1, 1.0) * np.maximum(self.in_channels, 1.0)
+        return np.where(dense, np.round(self.flops1 / (2.0 * outputs)), 0.0)
+
+    @functools.cached_property
+    def is_batch_norm(self) -> np.ndarray:
+        return np.array([op == "batch_norm" for op in self.ops], dtype=bool)
 
     @property
     def bias_pass(self) -> np.ndarray:
