@@ -25,7 +25,7 @@ CONV_CHANNEL_TILE = 32
 #: float16/bfloat16 conv on tensor cores launches a layout transform before and after
 #: it (eager and graph modes; a TensorRT-like engine keeps one layout throughout).
 #: A 1x1 conv is a plain GEMM on NCHW and needs none: torch.profiler on an H200 showed
-#: transforms around 8 of 76 fp16 1x1 convs (calibration/data/h200/h200-kernels-*).
+#: transforms around 4 of 76 fp16 1x1 convs (calibration/data/h200/h200-kernels-*).
 HALF_LAYOUT_KERNELS = 2
 #: a float16/bfloat16 BatchNorm in eval on a GPU is three kernels in PyTorch (two small
 #: ones fold the running statistics into a scale and a shift, then the transform); in
