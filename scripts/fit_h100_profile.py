@@ -30,6 +30,10 @@ FITTED_FROM = (
     "terms) and h100-eager.json (host terms), all 11 models; leave-models-out error in "
     "reports/validation.md"
 )
+MATMUL_FROM = (
+    "not fitted: set from micro-benchmarks on an H200 (the same chip's compute), fp32 Linear "
+    "at batch 64 and an 8192^3 fp16 matmul (calibration/data/h200/; netcut/validation/fit.py FIXED)"
+)
 HEADER = """\
 # NVIDIA H100 SXM5 80 GB (HBM3). Peaks are dense (no 2:4 sparsity); float32 on tensor
 # cores is TF32. use_unit follows PyTorch's defaults: cuDNN convolutions may use TF32,
@@ -82,6 +86,7 @@ def main(argv=None) -> int:
     sources = dict(base.sources)
     for key in ("efficiency", "overhead", "compute.saturation_outputs"):
         sources[key] = FITTED_FROM
+    sources["efficiency.compute.matmul"] = MATMUL_FROM
     data["sources"] = sources
     text = HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=110)
     parse_profile(text, str(TARGET))  # refuse to write an invalid profile

@@ -324,3 +324,33 @@ def test_moved_profile_keeps_the_fit_and_takes_the_target_memory():
     moved = moved_profile(h100, h200)
     assert moved.memory.bandwidth_gbs == 4800 and moved.efficiency == h100.efficiency
     assert moved.overhead == h100.overhead and moved.compute == h100.compute
+
+
+def test_gpu_fit_keeps_the_fixed_terms_and_lowers_the_error_it_fits():
+    """fit_gpu_profile on two networks' H100 rows: the FIXED matmul terms and the
+    unidentified grouped-conv term stay as set, and the fitted profile predicts its own
+    training rows better than the datasheet-only start."""
+    from netcut.hardware import load_hardware
+    from netcut.hardware.defaults import datasheet_only
+    from netcut.measurements import load_measurements, shipped_measurements
+    from netcut.validation.fit import DEVICE_PARAMS, FIXED, HOST_PARAMS, fit_gpu_profile
+    from netcut.validation.predictor import RowPredictor
+
+    keep = ("resnet18", "mobilenet_v2")
+    graph = [r for r in load_measurements(shipped_measurements("h100-graph")).rows if r.model in keep]
+    eager = [r for r in load_measurements(shipped_measurements("h100-eager")).rows
+             if r.model in keep and r.cut is None]
+    base = load_hardware("h100-sxm")
+    fitted, values = fit_gpu_profile(base, graph, eager)
+    assert {p.name for p in DEVICE_PARAMS + HOST_PARAMS} | set(FIXED) <= set(values)
+    assert fitted.efficiency.fraction("compute", "matmul", "float32") == FIXED["efficiency.compute.matmul"]
+    assert fitted.efficiency.fraction("compute", "matmul", "float16") == 0.77
+    assert fitted.efficiency.fraction("compute", "conv_grouped", "float32") == 0.2  # generic
+    predictor = RowPredictor()
+    rows = graph + eager
+    measured = np.array([r.median_ms for r in rows])
+
+    def mape(profile):
+        return float(np.mean(np.abs(predictor.predict(rows, profile) / measured - 1)))
+
+    assert mape(fitted) < mape(datasheet_only(base))

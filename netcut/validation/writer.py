@@ -229,7 +229,13 @@ def _h100_section(h: dict, images: dict[str, str]) -> str:
            "(`netcut/estimate/roofline.py`) was added after torch.profiler showed it on an "
            "H200 (`calibration/data/h200/h200-kernels.json`), not after a search on these "
            "rows; with it the GPU-bound MAPE here went from 9.7% to 7.7% and the share within "
-           "±10% stayed at 72%."]
+           "±10% stayed at 72%. Pooling priced per window element (from H200 micro-benchmarks) "
+           "then gave 8.3% and 77%, and the fp16 kernel counts seen on the H200 8.6% and 78%.",
+           "Disclosure: the matmul efficiencies are set from H200 micro-benchmarks instead of "
+           "fitted (`FIXED` in `netcut/validation/fit.py`), decided after seeing that the fold "
+           "without alexnet (the only network whose Linear layers weigh) fitted matmul at 0.07 "
+           "and predicted alexnet 1.5× too slow at batch 64. Fitted, the GPU-bound figures were "
+           "8.6% and 78% within ±10%; with the fixed values they are those below."]
 
     rows = []
     for name, entry in h["regimes"].items():
