@@ -52,8 +52,8 @@ def h200_validation(predictor: RowPredictor | None = None) -> dict:
         "scored": scored,
         "repeatability": {mode: repeatability(again[mode], [r for r in loaded[mode].rows if r.cut is None])
                           for mode in FILES},
-        "files": {mode: f"{name}.json" for mode, name in {**FILES, **{f"{m} repeat": n for m, n in
-                                                                       REPEATS.items()}}.items()},
+        "files": {**{mode: f"{name}.json" for mode, name in FILES.items()},
+                  **{f"{mode} repeat": f"{name}.json" for mode, name in REPEATS.items()}},
         "device": loaded["graph"].device,
         "environment": {k: env.get(k) for k in ("torch", "cudnn", "cpu", "timestamp")},
         "profiles": [profile_version("h200"), profile_version("h100-sxm")],
