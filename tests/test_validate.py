@@ -314,6 +314,12 @@ def test_cli_validate_h200_judges_both_profiles_on_every_row(cli, tmp_path):
     assert h["repeatability"]["eager"]["float32 b1"] > h["repeatability"]["graph"]["float32 b1"]
     text = (tmp_path / "validation.md").read_text(encoding="utf-8")
     assert "## H200: measured here" in text and (tmp_path / "validation" / "h200.png").stat().st_size > 0
+    cases = json.loads(out)["fewshot"]["h200"]  # netcut calibrate's workflow, 3 networks
+    assert [c["key"] for c in cases] == ["h200-graph-3shot", "h200-eager-3shot"]
+    for c in cases:
+        assert len(c["calibration_models"]) == 3 and len(c["held_out_models"]) == 8
+        assert not set(c["calibration_models"]) & set(c["held_out_models"])
+        assert c["calibrated"]["n"] == len(c["points"]) > 100
 
 
 def test_moved_profile_keeps_the_fit_and_takes_the_target_memory():

@@ -53,7 +53,7 @@ def validate(
 ) -> None:
     """Predicted against measured: regenerate the validation report from the shipped data."""
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
-    from ..validation.h200 import h200_validation
+    from ..validation.h200 import h200_cases, h200_validation
     from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
     from ..validation.this_cpu import cpu_cases, cpu_data_dir
@@ -79,6 +79,7 @@ def validate(
             task = progress.add_task("H200: datasheet-only and the H100 fit moved", total=None)
             validation.h200 = h200_validation()
             progress.update(task, total=1, completed=1)
+            validation.fewshot["h200"] = _run_cases(progress, "H200 3-shot", h200_cases())
         if "jetson" in parts:
             task = progress.add_task("Jetson: datasheet-only profiles", total=None)
             validation.jetson = jetson_datasheet()

@@ -21,6 +21,7 @@ import numpy as np
 from ..hardware import load_hardware
 from ..hardware.defaults import datasheet_only
 from ..measurements import load_measurements, shipped_measurements
+from .fewshot import FewShotCase
 from .predictor import RowPredictor
 from .report import (H100_TARGETS, REGIMES, Scored, cut_depth_groups, cut_order_groups, judged,
                      profile_version, regimes_of, repeatability, spearman_stats)
@@ -162,3 +163,25 @@ def h200_png(result: dict) -> bytes:
     return scatter_png([Panel(PROFILES[key], s.measured, s.predicted, groups, order)
                         for key, s in scored.items()],
                        f"H200 (measured here): {len(first.rows)} rows, no profile fitted to them")
+
+
+#: the 3-shot split, fixed by rule before any run (as the Jetson split): one network per
+#: family in the file - residual (resnet50), inverted-residual with depthwise convs
+#: (mobilenet_v2), plain conv stack with biases (squeezenet1_1)
+CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "squeezenet1_1")
+
+
+def h200_cases() -> list[FewShotCase]:
+    """``netcut calibrate``'s workflow on a new GPU: the datasheet-only ``h200`` profile
+    calibrated on 3 networks' rows, judged on the other 8's - one case per mode."""
+    h200 = datasheet_only(load_hardware("h200"))
+    cases = []
+    for mode, name in FILES.items():
+        rows = load_measurements(shipped_measurements(name)).rows
+        cases.append(FewShotCase(
+            key=f"h200-{mode}-3shot", title=f"H200 {mode} rows measured here ({name}.json)",
+            profile=h200, rows=rows, calibration_models=CALIBRATION_MODELS,
+            group=f"{mode}, held out",
+            note="H200: the generic Calibrator (netcut calibrate) on 3 networks' whole and "
+                 "trimmed rows, from the datasheet-only profile"))
+    return cases

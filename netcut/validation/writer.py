@@ -127,6 +127,7 @@ def render_markdown(summary: dict, context: dict, images: dict[str, str]) -> str
 
 
 FEWSHOT_TITLES = {
+    "h200": "H200: 3-shot calibration of the datasheet-only profile",
     "jetson": "Jetson: 3-shot calibration",
     "timm": "timm's CPU benchmarks: datasheet-only and 5-shot",
     "cpu": "This machine's CPU: measured here, calibrated on 5 networks",
