@@ -190,14 +190,15 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
     traffic = table.bytes_read + table.bytes_written
     kernels = table.kernels.astype(float)
-    if HALF_LAYOUT_KERNELS and mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16"):
+    half_in_pytorch = mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16")
+    if half_in_pytorch:
         # the transforms move the conv's input and output activations once more
         moved = (table.act_read1 + table.act_write1) * table._scale * dtype_bytes(table.dtype)
         transformed = tensor_conv & (table.conv_taps > 1)
         traffic = np.where(transformed, traffic + moved, traffic)
         kernels = np.where(transformed, kernels + HALF_LAYOUT_KERNELS, kernels)
-        if profile.kind == "gpu":
-            kernels = kernels + table.is_batch_norm * HALF_BATCH_NORM_EXTRA_KERNELS
+    if half_in_pytorch and profile.kind == "gpu":
+        kernels = kernels + table.is_batch_norm * HALF_BATCH_NORM_EXTRA_KERNELS
     memory_s = traffic / (v.bandwidth * v.eff_memory[cls])
     bias_s = 0.0
     if profile.kind == "gpu" and mode in BIAS_PASS_MODES:
