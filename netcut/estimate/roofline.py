@@ -145,12 +145,10 @@ _CONV_IDX = OP_CLASSES.index("conv")
 _ELEMENTWISE_IDX = OP_CLASSES.index("elementwise")
 
 def _winograd_rows(table: LayerTable) -> np.ndarray:
-    """Dense 3x3 stride-1 convolutions (taps = flops / (2 outputs Cin) == 9, same spatial size)."""
-    cin = table.in_channels
-    taps = table.flops1 / np.maximum(2.0 * table.act_write1 * np.maximum(cin, 1), 1.0)
+    """Dense 3x3 stride-1 convolutions (9 taps, same spatial size)."""
     same = np.array([bool(s) and len(s[0]) == 4 and len(o) == 4 and tuple(s[0][2:]) == tuple(o[2:])
                      for s, o in zip(table.in_shapes, table.out_shapes)])
-    return (table.op_class_idx == _CONV_IDX) & (np.abs(taps - 9.0) < 0.01) & same
+    return (table.conv_taps == 9.0) & same
 
 
 _SATURATING_IDX = np.array([OP_CLASSES.index(c) for c in SATURATING_CLASSES])

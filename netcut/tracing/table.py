@@ -98,8 +98,6 @@ class LayerTable:
     def conv_taps(self) -> np.ndarray:
         """Filter taps (kh * kw) of each dense conv row, FLOPs / (2 * outputs * Cin);
         0 for every other row (grouped convs included). Batch- and dtype-free."""
-        from ..opclasses import OP_CLASS_INDEX
-
         dense = self.op_class_idx == OP_CLASS_INDEX["conv"]
         outputs = np.maximum(self.act_write1, 1.0) * np.maximum(self.in_channels, 1.0)
         return np.where(dense, np.round(self.flops1 / (2.0 * outputs)), 0.0)
