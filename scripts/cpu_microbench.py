@@ -8,8 +8,15 @@ picked before looking at any network's error); its time is the MINIMUM over
 ``--repeats`` calls after 3 warm-up calls (the least disturbed run: on a shared VM
 the median drifts with whatever else runs). Printed per op: milliseconds, GFLOP/s
 (FLOPs counted as netcut's tables count them: a multiply-add = 2) and GB/s of the
-bytes the table says the op moves. ``hwmodels/epyc-milan-2c.yaml`` cites the run
-it took its efficiencies from.
+bytes the table says the op moves.
+
+Three more sections: each op class's fixed cost (the same op on a 1x16x8x8 input,
+where the work is negligible: what one call costs beyond its arithmetic), the copy
+bandwidth of a cache-resident (4 MiB) and a DRAM-sized (1 GiB) tensor, and depthwise
+3x3 convolutions at neighbouring channel counts (PyTorch's CPU kernel for them is
+10-20x slower at some counts than at the next). ``hwmodels/epyc-genoa-2c.yaml``
+takes its efficiencies, dispatch costs and bandwidths from a run saved in
+``calibration/data/cpu-epyc-genoa-2c-micro.json``.
 """
 
 from __future__ import annotations
@@ -51,6 +58,40 @@ def _ops():
         ("add @56", "elementwise (two inputs)", torch.add, [(1, 256, 56, 56), (1, 256, 56, 56)]),
         ("cat 2x @56", "data movement", lambda a, b: torch.cat([a, b], 1), [(1, 128, 56, 56), (1, 128, 56, 56)]),
     ]
+
+
+def _tiny_ops():
+    """(op class, module or callable, input shape): work too small to matter."""
+    x = (1, 16, 8, 8)
+    return [
+        ("conv", nn.Conv2d(16, 16, 1), x),
+        ("conv_grouped", nn.Conv2d(16, 16, 3, 1, 1, groups=4), x),
+        ("conv_depthwise", nn.Conv2d(16, 16, 3, 1, 1, groups=16), x),
+        ("matmul", nn.Linear(16, 16), (1, 16)),
+        ("norm", nn.BatchNorm2d(16).eval(), x),
+        ("pool", nn.MaxPool2d(3, 2, 1), x),
+        ("elementwise", nn.ReLU(), x),
+        ("view", lambda t: t.flatten(1), x),
+    ]
+
+
+DEPTHWISE_SCAN = [(16, 112), (24, 112), (32, 112), (64, 112), (144, 56), (192, 56), (240, 56),
+                  (288, 56), (384, 14), (960, 7)]
+
+
+def _copy_gbs(mib: int, repeats: int) -> float:
+    """Bytes read + written per second by ``copy_`` of a ``mib`` MiB float32 tensor."""
+    src = torch.randn(mib * 2**20 // 4)
+    dst = torch.empty_like(src)
+    calls = max(1, 256 // mib)
+    best = float("inf")
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        for _ in range(calls):
+            dst.copy_(src)
+        if i >= 2:
+            best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 * calls / best / 1e9
 
 
 def _time(fn, inputs, repeats: int) -> float:
@@ -104,16 +145,33 @@ def main(argv=None) -> int:
         flops, moved = _costs(fn, shapes)
         results.append({"op": name, "kind": kind, "ms": ms, "gflops_per_s": flops / ms / 1e6,
                         "gb_per_s": moved / ms / 1e6, "flops": flops, "bytes": moved})
-    info = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+    fixed = {cls: _time(fn, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
+             for cls, fn, shape in _tiny_ops()}
+    bandwidth = {"copy_4MiB_gbs": _copy_gbs(4, args.repeats // 3 or 1),
+                 "copy_1GiB_gbs": _copy_gbs(1024, 3)}
+    scan = []
+    for c, size in DEPTHWISE_SCAN:
+        conv = nn.Conv2d(c, c, 3, 1, 1, groups=c)
+        ms = _time(conv, [torch.randn(1, c, size, size)], args.repeats)
+        scan.append({"channels": c, "size": size, "ms": ms, "outputs_per_ns": c * size * size / ms / 1e6})
+    from netcut.measure.environment import cpu_identity, cpu_model
+
+    info = {"cpu": cpu_model(), "cpu_id": cpu_identity(), "threads": args.threads,
             "repeats": args.repeats, "torch": torch.__version__, "statistic": "min"}
     if args.json:
-        json.dump({"machine": info, "ops": results}, sys.stdout, indent=1)
+        json.dump({"machine": info, "ops": results, "fixed_us": fixed, "bandwidth": bandwidth,
+                   "depthwise_3x3_scan": scan}, sys.stdout, indent=1)
         print()
         return 0
     print(f"# {info}")
     print(f"{'op':26s} {'kind':26s} {'ms':>8s} {'GFLOP/s':>8s} {'GB/s':>7s}")
     for r in results:
         print(f"{r['op']:26s} {r['kind']:26s} {r['ms']:8.3f} {r['gflops_per_s']:8.1f} {r['gb_per_s']:7.1f}")
+    print("fixed cost per call (1x16x8x8 input), us: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in fixed.items()))
+    print("copy bandwidth, GB/s: " + ", ".join(f"{k} {v:.1f}" for k, v in bandwidth.items()))
+    print("depthwise 3x3, stride 1: " + ", ".join(
+        f"{d['channels']}@{d['size']} {d['ms']:.3f} ms" for d in scan))
     return 0
 
 

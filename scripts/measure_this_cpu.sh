@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measure this machine's CPU for `netcut validate --only cpu`: 17 torchvision
 # classifiers at batch 1, fp32, whole and trimmed at every block cut, one file per
-# network in calibration/data/cpu-epyc-milan-2c/. About 8 minutes on 2 cores.
+# network in calibration/data/cpu-$PROFILE/. About 8 minutes on 2 Zen 3 cores, 4 on Zen 4.
 # Run it alone: two threads on a 2-vCPU VM stall whenever anything else runs
 # (nice does not help). Each file records the load average when it started. The
 # rows of one network are timed in 4 interleaved rounds (netcut measure --rounds).
@@ -11,12 +11,16 @@
 #
 # Repeatability (a floor under any model's error, shown in reports/validation.md):
 # run it again later into the -repeat folder (scored as run 2 and compared row by row):
-#   OUT=calibration/data/cpu-epyc-milan-2c-repeat scripts/measure_this_cpu.sh
+#   OUT=calibration/data/cpu-$PROFILE-repeat scripts/measure_this_cpu.sh
 # (the shipped run 1 was measured with ROUNDS=1, run 2 with ROUNDS=4)
+# PROFILE names the hwmodels/ profile of the chip this runs on: the 2-vCPU guests
+# are not always the same chip (a Zen 3 "Milan" on 2026-11-23, a Zen 4 "Genoa" on
+# 2026-12-04; lscpu's "CPU family"/"Model" tell them apart, and each file records them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETCUT=${NETCUT:-.venv/bin/netcut}
-OUT=${OUT:-calibration/data/cpu-epyc-milan-2c}
+PROFILE=${PROFILE:-epyc-genoa-2c}
+OUT=${OUT:-calibration/data/cpu-$PROFILE}
 REPEATS=${REPEATS:-20}
 ROUNDS=${ROUNDS:-4}  # interleaved: a slow spell of the VM spreads over every row
 mkdir -p "$OUT"
@@ -25,6 +29,6 @@ MODELS=${MODELS:-"resnet50 mobilenet_v2 resnext50_32x4d densenet121 vit_b_16
         shufflenet_v2_x1_0 googlenet mnasnet1_0 regnet_x_400mf alexnet convnext_tiny"}
 for m in $MODELS; do
   "$NETCUT" measure "$m" --cuts --threads 2 --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
-    --profile-hint epyc-milan-2c --out "$OUT/$m.json" > /dev/null
+    --profile-hint "$PROFILE" --out "$OUT/$m.json" > /dev/null
 done
 echo "measured $(ls "$OUT"/*.json | wc -l) networks into $OUT"

@@ -382,3 +382,49 @@ def test_half_precision_kernel_counts_follow_the_profiler():
     nano = load_hardware("jetson-nano")  # a fused engine folds BN away whatever the dtype
     table = trace(nn.BatchNorm2d(64), (64, 28, 28)).at(batch=1, dtype="float16")
     assert price_rows(table, nano, "fused").kernel_s[0] == 0.0
+
+
+def _with_memory(profile, **fields):
+    return profile.model_copy(update={"memory": profile.memory.model_copy(update=fields)})
+
+
+def test_cpu_cache_bandwidth_prices_resident_activations_and_small_weights_at_cache_speed():
+    """With ``cache_bandwidth_gbs_per_core``, a CPU row's activations come from cache
+    when they fit in L3, and its weights too when ALL the network's weights fit; weights
+    of a network larger than L3 stream from DRAM on every pass."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    base = load_hardware("epyc-genoa-2c")
+    assert base.memory.cache_bandwidth_gbs_per_core  # the shipped profile uses it
+    dram = base.bandwidth_bytes_per_s()
+    cache = base.cache_bandwidth_bytes_per_s()
+    assert cache == base.memory.cache_bandwidth_gbs_per_core * base.compute.cores * 1e9 > dram
+    eff = base.efficiency.fraction("memory", "elementwise", "float32")
+
+    relu = trace(nn.ReLU(), (64, 56, 56)).at(batch=1)  # 0.8 MB in + 0.8 MB out: fits
+    moved = float(relu.bytes_read[0] + relu.bytes_written[0])
+    assert price_rows(relu, base, "eager").memory_s[0] == pytest.approx(moved / (cache * eff))
+    tiny_l3 = _with_memory(base, l3_cache_mib=0.5)  # the same row no longer fits
+    assert price_rows(relu, tiny_l3, "eager").memory_s[0] == pytest.approx(moved / (dram * eff))
+    no_cache = _with_memory(base, cache_bandwidth_gbs_per_core=None)  # the old single figure
+    assert price_rows(relu, no_cache, "eager").memory_s[0] == pytest.approx(moved / (dram * eff))
+
+    # Linear 4096 -> 4096: 64 MiB of weights > 32 MiB of L3, so they come from DRAM
+    big = trace(nn.Linear(4096, 4096, bias=False), (4096,)).at(batch=1)
+    weights = 4096 * 4096 * 4.0
+    acts = float(big.bytes_read[0] + big.bytes_written[0]) - weights
+    eff_mm = base.efficiency.fraction("memory", "matmul", "float32")
+    expected = (acts / cache + weights / dram) / eff_mm
+    assert price_rows(big, base, "eager").memory_s[0] == pytest.approx(expected)
+    small = trace(nn.Linear(512, 512, bias=False), (512,)).at(batch=1)  # 1 MiB: stays cached
+    moved = float(small.bytes_read[0] + small.bytes_written[0])
+    assert price_rows(small, base, "eager").memory_s[0] == pytest.approx(moved / (cache * eff_mm))
+
+
+def test_gpu_profiles_get_no_cpu_cache_term():
+    from netcut.estimate.roofline import profile_vectors
+
+    gpu = load_hardware("h100-sxm")
+    assert profile_vectors(gpu, "float32", "graph").cache_bandwidth == 0.0

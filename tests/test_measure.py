@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from netcut.measure import environment, time_forward
+from netcut.measure.environment import cpu_identity
 from netcut.measurements import load_measurements
 
 
@@ -38,8 +39,21 @@ def test_protocol_statistics_and_warmup():
 def test_environment_records_what_latency_depends_on():
     env = environment("cpu")
     for key in ("torch", "torchvision", "cpu", "threads", "cudnn_benchmark", "allow_tf32_conv",
-                "allow_tf32_matmul", "timestamp"):
+                "allow_tf32_matmul", "timestamp", "cpu_id"):
         assert key in env
+
+
+def test_cpu_identity_tells_zen3_from_zen4_guests_with_the_same_name():
+    block = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n"
+             "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu avx2 fma {extra}\n\n"
+             "processor\t: 1\nmodel\t\t: 99\n")
+    zen3 = cpu_identity(block.format(model=1, extra=""))
+    zen4 = cpu_identity(block.format(model=17, extra="avx512f avx512_bf16"))
+    assert (zen3["vendor"], zen3["family"], zen3["model"]) == ("AuthenticAMD", 25, 1)
+    assert zen4["model"] == 17  # the first processor's block, not the last
+    assert zen3["isa"] == ["avx2", "fma"]
+    assert zen4["isa"] == ["avx2", "fma", "avx512f", "avx512_bf16"]
+    assert cpu_identity("")["isa"] == []
 
 
 def test_cli_measure_writes_a_valid_file_with_cuts(cli, tmp_path):

@@ -235,7 +235,7 @@ def test_cli_validate_rejects_an_unknown_part(cli, tmp_path):
 def test_cli_validate_cpu_without_measurements_is_a_clear_error(cli, tmp_path, monkeypatch):
     import netcut.validation.this_cpu as this_cpu
 
-    monkeypatch.setattr(this_cpu, "cpu_data_dir", lambda: tmp_path / "none-here")
+    monkeypatch.setattr(this_cpu, "cpu_data_dir", lambda name=None: tmp_path / "none-here")
     code, out, err = cli("validate", "--only", "cpu", "--out", str(tmp_path / "reports"))
     assert code == 2 and "no measurement files" in err and "measure_this_cpu.sh" in err
 

@@ -103,6 +103,10 @@ class Memory(_Strict):
     bandwidth_gbs_per_core: Positive | None = Field(
         None, description="CPU only: bandwidth one core can draw (caps scaling with threads)"
     )
+    cache_bandwidth_gbs_per_core: Positive | None = Field(
+        None, description="CPU only: bandwidth one core gets from its caches; traffic that fits "
+        "in the last-level cache is priced at it (see docs/hardware-schema.md#cpu-caches)"
+    )
 
 
 class _ComputeBase(_Strict):
@@ -262,6 +266,17 @@ class CpuProfile(_ProfileBase):
         if per_core is not None:
             total = min(total, per_core * self.compute.cores)
         return total * 1e9
+
+    def cache_bandwidth_bytes_per_s(self) -> float:
+        """Bandwidth of cache-resident traffic (0: the profile prices everything at DRAM's)."""
+        per_core = self.memory.cache_bandwidth_gbs_per_core
+        return per_core * self.compute.cores * 1e9 if per_core else 0.0
+
+    def cache_bytes(self) -> float:
+        """The last-level cache: L3, else every core's L2 together (bytes)."""
+        if self.memory.l3_cache_mib:
+            return self.memory.l3_cache_mib * 2**20
+        return (self.memory.l2_cache_mib or 0.0) * self.compute.max_cores * 2**20
 
     def saturation_outputs(self) -> float:
         """CPUs: no occupancy term (0) unless a profile is fitted with one."""

@@ -1,8 +1,11 @@
-"""This machine's CPU: networks measured here by ``scripts/measure_this_cpu.sh``.
+"""This project's own CPUs: networks measured here by ``scripts/measure_this_cpu.sh``.
 
 Seventeen torchvision classifiers at batch 1, fp32, whole and trimmed at every
-block cut (``calibration/data/cpu-epyc-milan-2c/``). The calibration split is the
-same rule as for timm's CPUs: one network per op class the profile prices apart.
+block cut, one folder per chip (``calibration/data/cpu-<profile>/``): the 2-vCPU
+guests these sessions ran on were a Zen 3 on 2026-11-23 and a Zen 4 on 2026-12-04,
+both named "AMD EPYC" (the files written since record ``environment.cpu_id``). The
+calibration split is the same rule as for timm's CPUs: one network per op class the
+profile prices apart.
 """
 
 from __future__ import annotations
@@ -18,36 +21,56 @@ from ..measurements import load_measurements
 from .fewshot import FewShotCase
 from .report import Target
 
-CPU_DATA = "cpu-epyc-milan-2c"
-CPU_PROFILE = "epyc-milan-2c"
+#: (data folder, profile, chip) per machine measured, newest first
+MACHINES = (
+    ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa"),
+    ("cpu-epyc-milan-2c", "epyc-milan-2c", "Zen 3 Milan"),
+)
+CPU_DATA, CPU_PROFILE, CPU_CHIP = MACHINES[0]
 CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
 CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
 
 
-def cpu_data_dir() -> Path:
+def cpu_data_dir(name: str = CPU_DATA) -> Path:
     from importlib import resources
 
     try:
         base = resources.files("netcut.calibration") / "data"
     except ModuleNotFoundError:
         base = Path(__file__).resolve().parents[2] / "calibration" / "data"
-    return Path(str(base / CPU_DATA))
+    return Path(str(base / name))
 
 
 def cpu_cases(directory: Path | None = None) -> list[FewShotCase]:
-    """Run 1 (the folder) and, where it exists, run 2 (the ``-repeat`` folder: the same
-    script run again later): each calibrated on its own 5 networks and judged on its
-    own held-out rows, so the report shows how much the answer moves with the data."""
-    directory = cpu_data_dir() if directory is None else Path(directory)
-    cases = [cpu_case(directory)]
-    again = directory.with_name(directory.name + "-repeat")
-    if again.is_dir() and any(again.glob("*.json")):
-        cases.append(cpu_case(again, key=f"{cases[0].key}-run2", compare=False, run="run 2"))
+    """Every machine's run 1 (its folder) and, where it exists, run 2 (the ``-repeat``
+    folder: the same script run again later): each calibrated on its own 5 networks and
+    judged on its own held-out rows, so the report shows how much the answer moves with
+    the data. ``directory``: one folder only, priced on the newest machine's profile."""
+    if directory is not None:
+        return machine_cases(Path(directory), CPU_PROFILE, CPU_CHIP)
+    cases = []
+    for folder, profile, chip in MACHINES:
+        path = cpu_data_dir(folder)
+        if path.is_dir() and any(path.glob("*.json")):
+            cases += machine_cases(path, profile, chip)
+    if not cases:  # the newest machine's folder names what is missing
+        cases = machine_cases(cpu_data_dir(), CPU_PROFILE, CPU_CHIP)
     return cases
 
 
-def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
-             compare: bool = True, run: str = "run 1") -> FewShotCase:
+def machine_cases(directory: Path, profile: str, chip: str) -> list[FewShotCase]:
+    key = directory.name
+    cases = [cpu_case(directory, key=key, profile=profile, chip=chip)]
+    again = directory.with_name(directory.name + "-repeat")
+    if again.is_dir() and any(again.glob("*.json")):
+        cases.append(cpu_case(again, key=f"{key}-run2", compare=False, run="run 2",
+                              profile=profile, chip=chip))
+    return cases
+
+
+def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
+             compare: bool = True, run: str = "run 1", profile: str = CPU_PROFILE,
+             chip: str = CPU_CHIP) -> FewShotCase:
     directory = cpu_data_dir() if directory is None else Path(directory)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
@@ -62,11 +85,11 @@ def cpu_case(directory: Path | None = None, key: str = "cpu-epyc-milan-2c",
     rounds = f"interleaved in {interleaved[1]} rounds" if interleaved else "timed one after another"
     stamp = min(str(m.environment.get("timestamp", "?")) for m in loaded)[:16]
     return FewShotCase(
-        key=key, title=f"{loaded[0].device}, 2 threads, measured by netcut measure from {stamp} "
-        f"({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
-        profile=load_hardware(CPU_PROFILE), rows=rows, calibration_models=CALIBRATION_MODELS,
-        group=f"b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
-        note=f"this CPU: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
+        key=key, title=f"{loaded[0].device} ({chip}), 2 threads, measured by netcut measure from "
+        f"{stamp} ({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
+        profile=load_hardware(profile), rows=rows, calibration_models=CALIBRATION_MODELS,
+        group=f"{chip}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
+        note=f"{chip}: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
 
 
 def repeatability(rows: list, directory: Path) -> str:
@@ -84,7 +107,8 @@ def repeatability(rows: list, directory: Path) -> str:
     return (f"; repeatability: {len(again)} rows of {nets} networks measured again later "
             f"(calibration/data/{directory.name}/, run 2) moved by median {np.median(moved):.1%}, "
             f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
-            "within ±10%")
+            "within ±10%: the MAPE and share within ±10% run 2 itself would score as a "
+            "prediction of run 1")
 
 
 REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"

@@ -130,7 +130,7 @@ FEWSHOT_TITLES = {
     "h200": "H200: 3-shot calibration of the datasheet-only profile",
     "jetson": "Jetson: 3-shot calibration",
     "timm": "timm's CPU benchmarks: datasheet-only and 5-shot",
-    "cpu": "This machine's CPU: measured here, calibrated on 5 networks",
+    "cpu": "This project's CPUs: measured here, calibrated on 5 networks",
 }
 
 
