@@ -16,7 +16,9 @@ bandwidth of a cache-resident (4 MiB) and a DRAM-sized (1 GiB) tensor, and depth
 3x3 convolutions at neighbouring channel counts (PyTorch's CPU kernel for them is
 10-20x slower at some counts than at the next). ``hwmodels/epyc-genoa-2c.yaml``
 takes its efficiencies, dispatch costs and bandwidths from a run saved in
-``calibration/data/cpu-epyc-genoa-2c-micro.json``.
+``calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json`` (malloc thresholds pinned, as
+``netcut measure`` does by default; ``cpu-epyc-genoa-2c-micro.json`` is an earlier run
+without, where ops with outputs of a few MiB paid page faults on every call).
 """
 
 from __future__ import annotations
@@ -134,7 +136,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-keep-memory", action="store_true",
+                        help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
+    from netcut.measure.allocator import keep_freed_memory
+
+    memory = {"pinned": False} if args.no_keep_memory else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
@@ -155,7 +162,7 @@ def main(argv=None) -> int:
         scan.append({"channels": c, "size": size, "ms": ms, "outputs_per_ns": c * size * size / ms / 1e6})
     from netcut.measure.environment import cpu_identity, cpu_model
 
-    info = {"cpu": cpu_model(), "cpu_id": cpu_identity(), "threads": args.threads,
+    info = {"cpu": cpu_model(), "cpu_id": cpu_identity(), "memory": memory, "threads": args.threads,
             "repeats": args.repeats, "torch": torch.__version__, "statistic": "min"}
     if args.json:
         json.dump({"machine": info, "ops": results, "fixed_us": fixed, "bandwidth": bandwidth,

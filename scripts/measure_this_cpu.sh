@@ -23,12 +23,13 @@ PROFILE=${PROFILE:-epyc-genoa-2c}
 OUT=${OUT:-calibration/data/cpu-$PROFILE}
 REPEATS=${REPEATS:-20}
 ROUNDS=${ROUNDS:-4}  # interleaved: a slow spell of the VM spreads over every row
+KEEP=${KEEP:---keep-memory}  # --no-keep-memory: glibc unmaps freed activations (the 2026-11 and first 2026-12 runs)
 mkdir -p "$OUT"
 MODELS=${MODELS:-"resnet50 mobilenet_v2 resnext50_32x4d densenet121 vit_b_16
         resnet18 resnet34 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 squeezenet1_1
         shufflenet_v2_x1_0 googlenet mnasnet1_0 regnet_x_400mf alexnet convnext_tiny"}
 for m in $MODELS; do
-  "$NETCUT" measure "$m" --cuts --threads 2 --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
+  "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
     --profile-hint "$PROFILE" --out "$OUT/$m.json" > /dev/null
 done
 echo "measured $(ls "$OUT"/*.json | wc -l) networks into $OUT"

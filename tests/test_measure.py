@@ -68,6 +68,32 @@ def test_cli_measure_writes_a_valid_file_with_cuts(cli, tmp_path):
     assert all(r.n == 2 and r.min_ms <= r.median_ms <= r.p90_ms for r in parsed.rows)
     assert parsed.environment["threads"] >= 1 and "2 timed calls" in parsed.protocol
     assert len(json.loads(stdout)) == 10
+    memory = parsed.environment["memory"]  # --keep-memory is the default
+    if memory.get("allocator") == "glibc":
+        assert memory["pinned"] is True and memory["mmap_threshold"] == 32 * 2**20
+
+
+def test_cli_measure_records_an_allocator_left_alone(cli, tmp_path):
+    out = tmp_path / "m.json"
+    code, _, err = cli("measure", "resnet18", "--input", "3x32x32", "--repeats", "1", "--warmup", "0",
+                       "--no-keep-memory", "--out", str(out))
+    assert code == 0, err
+    assert load_measurements(out).environment["memory"] == {"pinned": False}
+
+
+def test_keep_freed_memory_pins_glibc_thresholds_or_says_it_did_not():
+    import platform
+
+    from netcut.measure.allocator import keep_freed_memory
+
+    done = keep_freed_memory()
+    assert set(done) >= {"allocator", "pinned"}
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        # glibc accepts both values (mallopt returns 1); a refused value would read False
+        assert done == {"allocator": "glibc", "pinned": True, "mmap_threshold": 32 * 2**20,
+                        "trim_threshold": 256 * 2**20}
+    else:
+        assert done["pinned"] is False
 
 
 def test_ctrl_c_keeps_finished_rows(cli, tmp_path, monkeypatch):

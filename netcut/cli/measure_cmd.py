@@ -33,6 +33,9 @@ def measure(
     mode: str = typer.Option("eager", help="eager, or graph: time CUDA-graph replays (--device cuda)"),
     cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
                                          help="let cuDNN autotune its algorithms (recorded in the file)"),
+    keep_memory: bool = typer.Option(True, "--keep-memory/--no-keep-memory",
+                                     help="pin glibc's malloc thresholds so activations are not "
+                                          "re-faulted every call (recorded in the file)"),
     profile_hint: Optional[str] = typer.Option(None, "--profile-hint", help="closest shipped profile"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
@@ -42,6 +45,8 @@ def measure(
     (with --rounds N, rows are written when the last round ends).
     --per-layer times each leaf module alone on the input it received in a real
     forward pass (isolated timing, like the shared H100 data; not torch.profiler).
+    --keep-memory (the default) stops glibc from unmapping freed activations, so a
+    call does not page-fault memory the previous one used (netcut/measure/allocator.py).
     """
     from ..errors import InvalidInputError
     from ..measure import file_header, layer_file_header, measure as run_measure, measure_per_layer
@@ -52,6 +57,12 @@ def measure(
         raise InvalidInputError("--per-layer times eager calls; leave out --mode graph")
     header = file_header(device, warmup=warmup, repeats=repeats, rounds=max(rounds, 1), mode=mode,
                          threads=threads, cudnn_benchmark=cudnn_benchmark, profile_hint=profile_hint)
+    if keep_memory:
+        from ..measure.allocator import keep_freed_memory
+
+        header["environment"]["memory"] = keep_freed_memory()
+    else:
+        header["environment"]["memory"] = {"pinned": False}
     rows: list[dict] = []
     layer_file = out_file.with_name(out_file.name.removesuffix(".json") + ".layers.json")
     layer_header = layer_file_header(header, warmup=warmup, repeats=repeats)
