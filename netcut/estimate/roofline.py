@@ -166,9 +166,9 @@ def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors) -> 
     come from cache when they fit in the last-level cache; weights come from cache only
     when ALL the network's weights fit there (they are then still resident from the
     previous pass), else they stream from DRAM on every pass. On the Zen 4 guest a
-    4 MiB copy ran at 176 GB/s and a 1 GiB one at 32 GB/s
-    (calibration/data/cpu-epyc-genoa-2c-micro.json), which a single DRAM figure
-    cannot price both of.
+    4 MiB copy ran at 163 GB/s and a 1 GiB one at 33 GB/s
+    (calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json), which a single DRAM
+    figure cannot price both of.
     """
     weights = table.weight_read * dtype_bytes(table.dtype)
     activations = np.maximum(traffic - weights, 0.0)

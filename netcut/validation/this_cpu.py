@@ -28,6 +28,12 @@ MACHINES = (
     ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa, malloc left alone"),
     ("cpu-epyc-milan-2c", "epyc-milan-2c", "Zen 3 Milan"),
 )
+#: what each profile's uncalibrated numbers are (the report's "datasheet-only" rows)
+PROFILE_BASIS = {
+    "epyc-genoa-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
+                     "single-op micro-benchmarks on the chip; nothing from a network",
+    "epyc-milan-2c": "datasheet peaks and netcut's generic CPU efficiencies and costs",
+}
 CPU_DATA, CPU_PROFILE, CPU_CHIP = MACHINES[0]
 CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
 CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
@@ -91,7 +97,8 @@ def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
         f"{stamp} ({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
         profile=load_hardware(profile), rows=rows, calibration_models=CALIBRATION_MODELS,
         group=f"{chip}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
-        note=f"{chip}: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}")
+        note=f"{chip}: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}; the "
+             f"uncalibrated profile {profile}: {PROFILE_BASIS.get(profile, 'as shipped')}")
 
 
 def repeatability(rows: list, directory: Path) -> str:
