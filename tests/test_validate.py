@@ -169,6 +169,14 @@ def test_write_report_writes_markdown_and_plots(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_partial_run_is_named_by_its_parts():
+    from netcut.validation.writer import report_name
+
+    assert report_name() == "validation.md"
+    assert report_name(("cpu",)) == "validation-cpu.md"
+    assert report_name(("h100", "cpu")) == "validation-h100-cpu.md"
+
+
 def test_unwritable_output_is_a_clean_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -217,11 +225,11 @@ def test_cli_validate_jetson_json(cli, tmp_path):
     for g in jetson["groups"]:
         assert g["n"] > 0 and math.isfinite(g["mape"]) and g["mape"] >= 0
         assert g["met"] == (g["mape"] <= 0.25)
-    assert (tmp_path / "validation.md").is_file()
+    assert not (tmp_path / "validation.md").exists()  # a partial run never takes the full name
+    partial = (tmp_path / "validation-jetson.md").read_text(encoding="utf-8")
     assert (tmp_path / "validation" / "jetson-nano.png").stat().st_size > 0
     assert (tmp_path / "validation" / "jetson-nano-eager-3shot.png").stat().st_size > 0
-    assert "## Jetson: 3-shot calibration" in (tmp_path / "validation.md").read_text(encoding="utf-8")
-    assert "## H100" not in (tmp_path / "validation.md").read_text(encoding="utf-8")
+    assert "## Jetson: 3-shot calibration" in partial and "## H100" not in partial
 
 
 def test_cli_validate_rejects_an_unknown_part(cli, tmp_path):
@@ -312,7 +320,7 @@ def test_cli_validate_h200_judges_both_profiles_on_every_row(cli, tmp_path):
     # graph replays repeat within a few per cent; eager batch-1 rows do not
     assert h["repeatability"]["graph"]["float32 b64"] < 0.02
     assert h["repeatability"]["eager"]["float32 b1"] > h["repeatability"]["graph"]["float32 b1"]
-    text = (tmp_path / "validation.md").read_text(encoding="utf-8")
+    text = (tmp_path / "validation-h200.md").read_text(encoding="utf-8")
     assert "## H200: measured here" in text and (tmp_path / "validation" / "h200.png").stat().st_size > 0
     cases = json.loads(out)["fewshot"]["h200"]  # netcut calibrate's workflow, 3 networks
     assert [c["key"] for c in cases] == ["h200-graph-3shot", "h200-eager-3shot"]

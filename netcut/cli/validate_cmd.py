@@ -51,14 +51,18 @@ def validate(
     only: Optional[str] = typer.Option(None, "--only", help="comma-separated parts: " + ", ".join(PARTS)),
     as_json: bool = typer.Option(False, "--json", help="print every metric as JSON"),
 ) -> None:
-    """Predicted against measured: regenerate the validation report from the shipped data."""
+    """Predicted against measured: regenerate the validation report from the shipped data.
+
+    --only writes validation-PARTS.md (e.g. validation-cpu.md) beside validation.md,
+    so a partial run never replaces the full report.
+    """
     from ..validation.report import Validation, h100_leave_models_out, headline, jetson_datasheet
     from ..validation.h200 import h200_cases, h200_validation
     from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
     from ..validation.this_cpu import cpu_cases, cpu_data_dir
     from ..validation.timm_cpu import timm_cases
-    from ..validation.writer import prepare_output, run_context, write_report
+    from ..validation.writer import prepare_output, report_name, run_context, write_report
 
     parts = parse_only(only)
     prepare_output(out_dir)
@@ -101,7 +105,8 @@ def validate(
             else:
                 validation.fewshot["cpu"] = _run_cases(progress, "this CPU 5-shot", cpu_cases())
         progress.add_task("writing the report and plots", total=None)
-        written = write_report(out_dir, validation, run_context(command_line(out_dir, only, as_json)))
+        written = write_report(out_dir, validation, run_context(command_line(out_dir, only, as_json)),
+                               name=report_name(parts if only is not None else None))
     cli.err.print(f"wrote {written[-1]} and {len(written) - 1} plot(s) in {written[-1].parent / 'validation'}",
                   highlight=False)
     summary = validation.summary()

@@ -417,8 +417,16 @@ def h100_group(row, kind: str) -> str:
 # -------------------------------------------------------------------- writing
 
 
-def write_report(out_dir: str | os.PathLike, validation: Validation, context: dict) -> list[Path]:
-    """Write ``out_dir/validation.md`` and ``out_dir/validation/*.png``; return the paths.
+def report_name(parts: tuple[str, ...] | None = None) -> str:
+    """``validation.md`` for a full run; ``validation-cpu.md`` (etc.) for ``--only cpu``,
+    so a partial run never replaces the full report beside it."""
+    return REPORT_NAME if not parts else f"validation-{'-'.join(parts)}.md"
+
+
+def write_report(out_dir: str | os.PathLike, validation: Validation, context: dict,
+                 name: str = REPORT_NAME) -> list[Path]:
+    """Write ``out_dir/<name>`` (``validation.md``) and ``out_dir/validation/*.png``;
+    return the paths.
 
     Everything is rendered before anything is written; each file is replaced
     atomically (a reader sees the old file or the new one), the plots before the
@@ -431,7 +439,7 @@ def write_report(out_dir: str | os.PathLike, validation: Validation, context: di
     text = render_markdown(validation.summary(), context, links)
     prepare_output(out_dir)
     written = [_write(out_dir / links[part], data) for part, data in pngs.items()]
-    written.append(_write(out_dir / REPORT_NAME, text.encode("utf-8")))
+    written.append(_write(out_dir / name, text.encode("utf-8")))
     return written
 
 
