@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measure this machine's CPU for `netcut validate --only cpu`: 17 torchvision
 # classifiers at batch 1, fp32, whole and trimmed at every block cut, one file per
-# network in calibration/data/cpu-$PROFILE/. About 8 minutes on 2 Zen 3 cores, 4 on Zen 4.
+# network in calibration/data/cpu-$PROFILE/. About 8 minutes on 2 Zen 3 cores, 5.5 on Zen 4
+# (SWEEPS=4: about 12).
 # Run it alone: two threads on a 2-vCPU VM stall whenever anything else runs
 # (nice does not help). Each file records the load average when it started. The
 # rows of one network are timed in 4 interleaved rounds (netcut measure --rounds).
@@ -12,7 +13,8 @@
 # Repeatability (a floor under any model's error, shown in reports/validation.md):
 # run it again later into the -repeat folder (scored as run 2 and compared row by row):
 #   OUT=calibration/data/cpu-$PROFILE-repeat scripts/measure_this_cpu.sh
-# (the shipped run 1 was measured with ROUNDS=1, run 2 with ROUNDS=4)
+# The shipped Zen 4 pair scored first was measured with SWEEPS=4 (see the folder README).
+# (the shipped Zen 3 run 1 was measured with ROUNDS=1, its run 2 with ROUNDS=4)
 # PROFILE names the hwmodels/ profile of the chip this runs on: the 2-vCPU guests
 # are not always the same chip (a Zen 3 "Milan" on 2026-11-23, a Zen 4 "Genoa" on
 # 2026-12-04; lscpu's "CPU family"/"Model" tell them apart, and each file records them).
@@ -28,8 +30,24 @@ mkdir -p "$OUT"
 MODELS=${MODELS:-"resnet50 mobilenet_v2 resnext50_32x4d densenet121 vit_b_16
         resnet18 resnet34 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 squeezenet1_1
         shufflenet_v2_x1_0 googlenet mnasnet1_0 regnet_x_400mf alexnet convnext_tiny"}
-for m in $MODELS; do
-  "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
-    --profile-hint "$PROFILE" --out "$OUT/$m.json" > /dev/null
-done
+SWEEPS=${SWEEPS:-1}  # >1: time every network REPEATS/SWEEPS times, SWEEPS times over, then merge
+if [[ "$SWEEPS" -le 1 ]]; then
+  for m in $MODELS; do
+    "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
+      --profile-hint "$PROFILE" --out "$OUT/$m.json" > /dev/null
+  done
+else
+  # the machine's speed drifts over minutes: sweeping all networks S times and taking
+  # each row's median over the sweeps gives every network the same mix of minutes
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+  for s in $(seq 1 "$SWEEPS"); do
+    mkdir -p "$WORK/sweep$s"
+    for m in $MODELS; do
+      "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats $((REPEATS / SWEEPS)) \
+        --profile-hint "$PROFILE" --out "$WORK/sweep$s/$m.json" > /dev/null
+    done
+  done
+  "${PYTHON:-.venv/bin/python}" scripts/merge_sweeps.py "$OUT" $(for s in $(seq 1 "$SWEEPS"); do echo "$WORK/sweep$s"; done)
+fi
 echo "measured $(ls "$OUT"/*.json | wc -l) networks into $OUT"

@@ -234,3 +234,46 @@ def test_layer_files_are_validated(tmp_path):
     path.write_text(json.dumps(bad))
     with pytest.raises(MeasurementError, match=r"bad.layers.json: row 2 median_ms = inf: Value error, must be a finite"):
         load_layer_measurements(path)
+
+
+def _sweep_file(path, medians, *, protocol="p", stamp="t"):
+    from netcut.measurements import SCHEMA_NAME, SCHEMA_VERSION
+
+    rows = [{"model": "m", "input": [3, 8, 8], "batch": 1, "dtype": "float32", "mode": "eager",
+             **({"cut": {"last_block": cut}} if cut else {}),
+             "median_ms": ms, "min_ms": ms * 0.9, "p90_ms": ms * 1.1, "n": 5}
+            for cut, ms in medians.items()]
+    path.write_text(json.dumps({"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "device": "d",
+                                "source": "test", "protocol": protocol,
+                                "environment": {"timestamp": stamp}, "rows": rows}))
+    return path
+
+
+def test_merged_sweeps_keep_each_rows_median_over_the_sweeps(tmp_path):
+    from netcut.measure.sweeps import merge_sweeps
+    from netcut.measurements import MeasurementFile
+
+    paths = [_sweep_file(tmp_path / f"s{i}.json", {None: whole, "layer1": cut}, stamp=f"t{i}")
+             for i, (whole, cut) in enumerate([(10.0, 2.0), (14.0, 2.2), (11.0, 9.0)])]
+    merged = merge_sweeps(paths)
+    parsed = MeasurementFile.model_validate(merged)  # still the shared schema
+    whole, cut = parsed.rows
+    assert whole.median_ms == 11.0 and cut.median_ms == 2.2  # one slow sweep does not move it
+    assert whole.min_ms == pytest.approx(9.0) and cut.p90_ms == pytest.approx(2.42)
+    assert whole.n == 15
+    assert "Merged from 3 sweeps" in parsed.protocol and parsed.environment["sweeps"] == ["t0", "t1", "t2"]
+
+
+def test_sweeps_that_do_not_match_are_refused(tmp_path):
+    from netcut.errors import MeasurementError
+    from netcut.measure.sweeps import merge_sweeps
+
+    a = _sweep_file(tmp_path / "a.json", {None: 1.0, "layer1": 0.5})
+    b = _sweep_file(tmp_path / "b.json", {None: 1.0})
+    c = _sweep_file(tmp_path / "c.json", {None: 1.0, "layer1": 0.5}, protocol="other")
+    with pytest.raises(MeasurementError, match="b.json: not the same rows"):
+        merge_sweeps([a, b])
+    with pytest.raises(MeasurementError, match="c.json: measured with another protocol"):
+        merge_sweeps([a, c])
+    with pytest.raises(MeasurementError, match="at least 2"):
+        merge_sweeps([a])

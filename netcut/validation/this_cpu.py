@@ -22,8 +22,11 @@ from .fewshot import FewShotCase
 from .report import Target
 
 #: (data folder, profile, chip) per machine measured, newest first. The Zen 4 was measured
-#: twice over: with ``netcut measure``'s default --keep-memory, and before it existed
+#: three times over: in 4 sweeps over all networks (scripts/measure_this_cpu.sh with
+#: SWEEPS=4), network by network with ``netcut measure``'s default --keep-memory, and
+#: network by network before --keep-memory existed
 MACHINES = (
+    ("cpu-epyc-genoa-2c-sweeps", "epyc-genoa-2c", "Zen 4 Genoa, 4 sweeps"),
     ("cpu-epyc-genoa-2c-keepmem", "epyc-genoa-2c", "Zen 4 Genoa"),
     ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa, malloc left alone"),
     ("cpu-epyc-milan-2c", "epyc-milan-2c", "Zen 3 Milan"),
@@ -90,14 +93,16 @@ def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
     load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
     repeat = repeatability(rows, directory.with_name(directory.name + "-repeat")) if compare else ""
     interleaved = re.search(r"Interleaved in (\d+) rounds", loaded[0].protocol)
-    rounds = f"interleaved in {interleaved[1]} rounds" if interleaved else "timed one after another"
+    sweeps = re.search(r"Merged from (\d+) sweeps", loaded[0].protocol)
+    rounds = (f"the median of {sweeps[1]} sweeps over all networks" if sweeps else
+              f"interleaved in {interleaved[1]} rounds" if interleaved else "timed one after another")
     stamp = min(str(m.environment.get("timestamp", "?")) for m in loaded)[:16]
     return FewShotCase(
         key=key, title=f"{loaded[0].device} ({chip}), 2 threads, measured by netcut measure from "
         f"{stamp} ({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
         profile=load_hardware(profile), rows=rows, calibration_models=CALIBRATION_MODELS,
         group=f"{chip}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
-        note=f"{chip}: whole and trimmed networks, {REPEATS_NOTE}{load_text}{repeat}; the "
+        note=f"{chip}: whole and trimmed networks, {repeats_note(rows, sweeps)}{load_text}{repeat}; the "
              f"uncalibrated profile {profile}: {PROFILE_BASIS.get(profile, 'as shipped')}")
 
 
@@ -121,3 +126,14 @@ def repeatability(rows: list, directory: Path) -> str:
 
 
 REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"
+
+
+def repeats_note(rows: list, sweeps) -> str:
+    """How each row's time was taken, in a few words."""
+    if not sweeps:
+        return REPEATS_NOTE
+    count = int(sweeps[1])
+    n = rows[0].n if rows and rows[0].n else None
+    per = f"{n // count} " if n else ""
+    return (f"median over {count} sweeps of each row's median of {per}timed calls "
+            "(5 warm-up calls per network and sweep)")
