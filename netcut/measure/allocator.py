@@ -4,7 +4,7 @@ glibc's ``malloc`` hands large freed blocks back to the kernel (``munmap``, or a
 of the heap top) and maps fresh pages on the next call, so every forward pass can
 pay a page fault per 4 KiB of activations. On the 2-vCPU KVM guest of this project
 that made the same trimmed network 2-6x slower in one ``netcut measure`` run than in
-the next (mnasnet1_0 cut at ``layers.0``: 2.1-3.3 ms, against 0.4-0.55 ms with the
+the next (mnasnet1_0 cut at ``layers.0``: 2.1-3.3 ms, against 0.5-0.6 ms with the
 thresholds below), depending on what the process had allocated before. Pinning the
 thresholds gives the steady state a long-running inference process reaches.
 """
