@@ -16,7 +16,8 @@ OP_CLASSES: tuple[str, ...] = (
     "attention",       # fused scaled-dot-product attention
     "norm",            # batch/layer/group norm
     "elementwise",     # activations, add, mul, ...
-    "pool",            # max/avg/adaptive pooling
+    "pool",            # average and adaptive pooling (a global average pool is a reduction)
+    "pool_max",        # windowed max-pooling: its own kernel, slower per element on CPUs
     "reduction",       # mean, sum over an axis
     "softmax",
     "data_movement",   # cat, permute+contiguous, roll, pad: pure copies
@@ -27,5 +28,9 @@ OP_CLASSES: tuple[str, ...] = (
 MATRIX_CLASSES: frozenset[str] = frozenset(
     {"conv", "conv_grouped", "conv_depthwise", "matmul", "attention"}
 )
+
+#: where a profile that does not list a class looks next, before its ``default``: a
+#: profile written before ``pool_max`` existed prices max-pooling as ``pool``
+OP_CLASS_FALLBACK: dict[str, str] = {"pool_max": "pool"}
 
 OP_CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_CLASSES)}

@@ -71,7 +71,7 @@ def test_recovers_known_cpu_parameters_exactly(recovered):
     folds = cal.results_.cv["per_model"]
     assert folds["resnet18"]["mape"] < 1e-4 and folds["squeezenet1_0"]["mape"] < 1e-4
     assert "memory" not in folds["mobilenet_v3_small"]["params"]
-    assert folds["mobilenet_v3_small"]["mape"] > 0.05
+    assert folds["mobilenet_v3_small"]["mape"] > 0.01  # 3.5% (torch 2.14), vs < 1e-4 above
 
 
 def test_sklearn_contract_and_record(recovered, cpu):
@@ -184,3 +184,19 @@ def test_cli_bad_measurements_write_nothing(cli, tmp_path):
     assert not out.exists()
     code, _, err = cli("calibrate", "--hw", "epyc-milan-2c", "-m", str(bad), "--out", str(tmp_path / "x.txt"))
     assert code == 2 and "a profile is a .yaml file" in err
+
+
+def test_a_parameter_one_network_alone_leans_on_is_not_fitted(cpu):
+    """Only mobilenet_v3_small has depthwise convs: fitting their efficiency to it would
+    fit that one network's noise, so auto selection skips it and says why. With a single
+    network measured, it is the only one that can inform anything: the rule is off."""
+    from netcut.calibrate.calibrator import _select
+
+    pool = [p for p in CATALOGUE if p.name in ("compute", "depthwise")]
+    rows, _ = _measured_on(cpu, {"compute": 0.7}, _rows())
+    problem, skipped = _select(cpu, pool, rows, PREDICTOR, ["float32"], 6)
+    assert [p.name for p in problem.params] == ["compute"]
+    assert "only 1 measured network (mobilenet_v3_small)" in skipped["depthwise"]
+    alone = [r for r in rows if r.model == "mobilenet_v3_small"]
+    problem, skipped = _select(cpu, pool, alone, PREDICTOR, ["float32"], 6)
+    assert [p.name for p in problem.params] == ["compute", "depthwise"] and not skipped

@@ -91,10 +91,16 @@ def test_per_element_ops(kind, per_elem):
 def test_pooling():
     # max pool 2x2 stride 2 on 1x1x4x4 -> 4 outputs x 4 comparisons = 16
     c = cost_of(call("max_pool", [((1, 1, 4, 4), False)], [(1, 1, 2, 2)], kernel_size=(2, 2)))
-    assert c.flops == 16 and c.op_class == "pool"
-    # global average of 1x2x4x4: every one of 32 inputs is added once
+    assert c.flops == 16 and c.op_class == "pool_max"
+    # average pool 2x2 on the same input: 4 outputs x 4 additions, the "pool" class
+    a = cost_of(call("avg_pool", [((1, 1, 4, 4), False)], [(1, 1, 2, 2)], kernel_size=(2, 2)))
+    assert a.flops == 16 and a.op_class == "pool"
+    # global average of 1x2x4x4: every one of 32 inputs is added once, as a mean
     g = cost_of(call("adaptive_avg_pool", [((1, 2, 4, 4), False)], [(1, 2, 1, 1)]))
-    assert g.flops == 32
+    assert g.flops == 32 and g.op_class == "reduction"
+    # an adaptive pool to 2x2 keeps windows: still pooling
+    w = cost_of(call("adaptive_avg_pool", [((1, 2, 4, 4), False)], [(1, 2, 2, 2)]))
+    assert w.flops == 32 and w.op_class == "pool"
 
 
 def test_views_move_nothing():

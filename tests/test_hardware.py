@@ -81,6 +81,31 @@ def test_user_file_loads(tmp_path):
     assert load_hardware(str(path)).compute.cores == 2
 
 
+def test_max_pool_falls_back_to_pool_then_default(tmp_path):
+    """A profile that does not list ``pool_max`` prices max-pooling as ``pool``, and one
+    that lists neither as ``default``; a listed ``pool_max`` wins."""
+    from netcut.estimate.roofline import profile_vectors
+    from netcut.opclasses import OP_CLASSES
+
+    pool, pool_max = OP_CLASSES.index("pool"), OP_CLASSES.index("pool_max")
+    data = yaml.safe_load((HWMODELS / "epyc-milan-2c.yaml").read_text())
+    data["efficiency"]["compute"].update({"default": 0.3, "pool": 0.01})
+    data["efficiency"]["compute"].pop("pool_max", None)
+    data["overhead"]["eager"]["dispatch_us"].update({"default": 2.0, "pool": 7.0})
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    v = profile_vectors(load_hardware(path), "float32", "eager")
+    assert v.eff_compute[pool_max] == v.eff_compute[pool] == 0.01
+    assert v.dispatch_s[pool_max] == v.dispatch_s[pool] == pytest.approx(7e-6)
+    data["efficiency"]["compute"]["pool_max"] = 0.002
+    path.write_text(yaml.safe_dump(data))
+    v = profile_vectors(load_hardware(path), "float32", "eager")
+    assert (v.eff_compute[pool_max], v.eff_compute[pool]) == (0.002, 0.01)
+    del data["efficiency"]["compute"]["pool"], data["efficiency"]["compute"]["pool_max"]
+    path.write_text(yaml.safe_dump(data))
+    assert profile_vectors(load_hardware(path), "float32", "eager").eff_compute[pool_max] == 0.3
+
+
 # ----- broken profiles ------------------------------------------------------------------
 
 BASE = yaml.safe_load((HWMODELS / "epyc-milan-2c.yaml").read_text())

@@ -50,7 +50,7 @@ CATALOGUE: tuple[FreeParam, ...] = (
                                      ("conv", "conv_grouped", "conv_depthwise")),
               "host time to issue a convolution, beyond the other ops' (CPU libraries "
               "set up each conv call)", eager_only=True, linear=True),
-    FreeParam("pool", _eff("memory", "pool"), "pooling kernels' share of memory bandwidth",
+    FreeParam("pool", _eff("memory", "pool", "pool_max"), "pooling kernels' share of memory bandwidth",
               fraction=True),
     FreeParam("depthwise", _eff("compute", "conv_depthwise"),
               "depthwise convolutions' share of peak", fraction=True),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..opclasses import MATRIX_CLASSES, OP_CLASSES
+from ..opclasses import MATRIX_CLASSES, OP_CLASS_FALLBACK, OP_CLASSES
 from ..dtypes import dtype_bytes
 from ..tracing.table import LayerTable
 
@@ -66,7 +66,8 @@ class RowCosts:
 def class_vector(values: dict[str, float], scale: float = 1.0) -> np.ndarray:
     """A per-op-class array from a profile mapping with a ``default`` entry."""
     default = values["default"]
-    return np.array([values.get(c, default) * scale for c in OP_CLASSES], dtype=float)
+    return np.array([values.get(c, values.get(OP_CLASS_FALLBACK.get(c), default)) * scale
+                     for c in OP_CLASSES], dtype=float)
 
 
 #: PyTorch runs float16 convolutions and matmuls with float32 accumulation (ATen's
@@ -87,7 +88,7 @@ def peak_vector(profile, dtype: str, mode: str | None = None) -> np.ndarray:
         except KeyError:
             out[i] = np.nan
             continue
-        if pseudo_half and (op_class in MATRIX_CLASSES or op_class == "pool"):
+        if pseudo_half and (op_class in MATRIX_CLASSES or op_class in ("pool", "pool_max")):
             # pooling too: the H200's max-pool took the same time in fp16 as in fp32
             unit = profile.unit_for(op_class, dtype)
             if not unit.startswith("tensor"):

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
-from ..opclasses import OP_CLASSES
+from ..opclasses import OP_CLASS_FALLBACK, OP_CLASSES
 
 SCHEMA_VERSION = 1
 #: resident threads per SM on every NVIDIA GPU since Maxwell except Turing (1024)
@@ -51,13 +51,17 @@ class Efficiency(_Strict):
 
     def fraction(self, kind: str, op_class: str, dtype: str) -> float:
         """The efficiency of ``op_class`` at ``dtype``: a dtype override, else the class
-        entry, else the dtype's ``default`` override, else ``default``."""
+        entry, else the same for the class it falls back to (``pool_max`` -> ``pool``),
+        else the dtype's ``default`` override, else ``default``."""
         base: dict = getattr(self, kind)
         override = getattr(self.by_dtype[dtype], kind) if dtype in self.by_dtype else {}
-        for table, key in ((override, op_class), (base, op_class), (override, "default")):
-            if key in table:
-                return table[key]
-        return base["default"]
+        parent = OP_CLASS_FALLBACK.get(op_class)
+        keys = (op_class,) if parent is None else (op_class, parent)
+        for key in keys:
+            for table in (override, base):
+                if key in table:
+                    return table[key]
+        return override.get("default", base["default"])
 
     @field_validator("compute", "memory")
     @classmethod

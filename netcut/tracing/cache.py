@@ -25,7 +25,7 @@ from .table import LayerTable
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: the conv_bias column
+CACHE_FORMAT = 3  # 2: the conv_bias column; 3: the pool_max op class, global pools as reductions
 
 
 def cache_dir() -> Path | None:
