@@ -20,7 +20,8 @@
 # 2026-12-04; lscpu's "CPU family"/"Model" tell them apart, and each file records them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NETCUT=${NETCUT:-.venv/bin/netcut}
+NETCUT=${NETCUT:-.venv/bin/netcut}  # a command, split on spaces: NETCUT="python3 -m netcut" works
+THREADS=${THREADS:-2}
 PROFILE=${PROFILE:-epyc-genoa-2c}
 OUT=${OUT:-calibration/data/cpu-$PROFILE}
 REPEATS=${REPEATS:-20}
@@ -33,7 +34,7 @@ MODELS=${MODELS:-"resnet50 mobilenet_v2 resnext50_32x4d densenet121 vit_b_16
 SWEEPS=${SWEEPS:-1}  # >1: time every network REPEATS/SWEEPS times, SWEEPS times over, then merge
 if [[ "$SWEEPS" -le 1 ]]; then
   for m in $MODELS; do
-    "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
+    $NETCUT measure "$m" --cuts --threads "$THREADS" $KEEP --warmup 5 --repeats "$REPEATS" --rounds "$ROUNDS" \
       --profile-hint "$PROFILE" --out "$OUT/$m.json" > /dev/null
   done
 else
@@ -44,7 +45,7 @@ else
   for s in $(seq 1 "$SWEEPS"); do
     mkdir -p "$WORK/sweep$s"
     for m in $MODELS; do
-      "$NETCUT" measure "$m" --cuts --threads 2 $KEEP --warmup 5 --repeats $((REPEATS / SWEEPS)) \
+      $NETCUT measure "$m" --cuts --threads "$THREADS" $KEEP --warmup 5 --repeats $((REPEATS / SWEEPS)) \
         --profile-hint "$PROFILE" --out "$WORK/sweep$s/$m.json" > /dev/null
     done
   done

@@ -4,6 +4,9 @@ Seventeen torchvision classifiers at batch 1, fp32, whole and trimmed at every
 block cut, one folder per chip (``calibration/data/cpu-<profile>/``): the 2-vCPU
 guests these sessions ran on were a Zen 3 on 2026-11-23 and a Zen 4 on 2026-12-04,
 both named "AMD EPYC" (the files written since record ``environment.cpu_id``). The
+host CPU of the lent H200 machine (16 vCPUs of a Xeon "Emerald Rapids") was measured
+the same way at 16 and 4 threads (``scripts/measure_device_host_cpu.sh``): it judges
+a datasheet-only profile, ``xeon-emr-16c``, on a chip nobody tuned it for. The
 calibration split is the same rule as for timm's CPUs: one network per op class the
 profile prices apart.
 """
@@ -21,23 +24,29 @@ from ..measurements import load_measurements
 from .fewshot import FewShotCase
 from .report import Target
 
-#: (data folder, profile, chip) per machine measured, newest first. The Zen 4 was measured
-#: three times over: in 4 sweeps over all networks (scripts/measure_this_cpu.sh with
-#: SWEEPS=4), network by network with ``netcut measure``'s default --keep-memory, and
-#: network by network before --keep-memory existed
+#: (data folder, profile, chip, threads) per machine measured, this project's own
+#: 2-vCPU guests first. The Zen 4 was measured three times over: in 4 sweeps over all
+#: networks (scripts/measure_this_cpu.sh with SWEEPS=4), network by network with
+#: ``netcut measure``'s default --keep-memory, and network by network before
+#: --keep-memory existed. The Xeon is the H200 machine's host, priced with the
+#: profile's thread override (``load_hardware(profile, cores=threads)``)
 MACHINES = (
-    ("cpu-epyc-genoa-2c-sweeps", "epyc-genoa-2c", "Zen 4 Genoa, 4 sweeps"),
-    ("cpu-epyc-genoa-2c-keepmem", "epyc-genoa-2c", "Zen 4 Genoa"),
-    ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa, malloc left alone"),
-    ("cpu-epyc-milan-2c", "epyc-milan-2c", "Zen 3 Milan"),
+    ("cpu-epyc-genoa-2c-sweeps", "epyc-genoa-2c", "Zen 4 Genoa, 4 sweeps", 2),
+    ("cpu-epyc-genoa-2c-keepmem", "epyc-genoa-2c", "Zen 4 Genoa", 2),
+    ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa, malloc left alone", 2),
+    ("cpu-epyc-milan-2c", "epyc-milan-2c", "Zen 3 Milan", 2),
+    ("cpu-xeon-emr-16c-t16", "xeon-emr-16c", "Xeon Emerald Rapids (H200 host)", 16),
+    ("cpu-xeon-emr-16c-t4", "xeon-emr-16c", "Xeon Emerald Rapids (H200 host)", 4),
 )
 #: what each profile's uncalibrated numbers are (the report's "datasheet-only" rows)
 PROFILE_BASIS = {
     "epyc-genoa-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
                      "single-op micro-benchmarks on the chip; nothing from a network",
     "epyc-milan-2c": "datasheet peaks and netcut's generic CPU efficiencies and costs",
+    "xeon-emr-16c": "datasheet peaks and netcut's generic CPU efficiencies and costs "
+                    "(written before any measurement of this chip)",
 }
-CPU_DATA, CPU_PROFILE, CPU_CHIP = MACHINES[0]
+CPU_DATA, CPU_PROFILE, CPU_CHIP, CPU_THREADS = MACHINES[0]
 CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
 CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
 
@@ -58,30 +67,30 @@ def cpu_cases(directory: Path | None = None) -> list[FewShotCase]:
     judged on its own held-out rows, so the report shows how much the answer moves with
     the data. ``directory``: one folder only, priced on the newest machine's profile."""
     if directory is not None:
-        return machine_cases(Path(directory), CPU_PROFILE, CPU_CHIP)
+        return machine_cases(Path(directory), CPU_PROFILE, CPU_CHIP, CPU_THREADS)
     cases = []
-    for folder, profile, chip in MACHINES:
+    for folder, profile, chip, threads in MACHINES:
         path = cpu_data_dir(folder)
         if path.is_dir() and any(path.glob("*.json")):
-            cases += machine_cases(path, profile, chip)
+            cases += machine_cases(path, profile, chip, threads)
     if not cases:  # the newest machine's folder names what is missing
-        cases = machine_cases(cpu_data_dir(), CPU_PROFILE, CPU_CHIP)
+        cases = machine_cases(cpu_data_dir(), CPU_PROFILE, CPU_CHIP, CPU_THREADS)
     return cases
 
 
-def machine_cases(directory: Path, profile: str, chip: str) -> list[FewShotCase]:
+def machine_cases(directory: Path, profile: str, chip: str, threads: int = 2) -> list[FewShotCase]:
     key = directory.name
-    cases = [cpu_case(directory, key=key, profile=profile, chip=chip)]
+    cases = [cpu_case(directory, key=key, profile=profile, chip=chip, threads=threads)]
     again = directory.with_name(directory.name + "-repeat")
     if again.is_dir() and any(again.glob("*.json")):
         cases.append(cpu_case(again, key=f"{key}-run2", compare=False, run="run 2",
-                              profile=profile, chip=chip))
+                              profile=profile, chip=chip, threads=threads))
     return cases
 
 
 def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
              compare: bool = True, run: str = "run 1", profile: str = CPU_PROFILE,
-             chip: str = CPU_CHIP) -> FewShotCase:
+             chip: str = CPU_CHIP, threads: int = CPU_THREADS) -> FewShotCase:
     directory = cpu_data_dir() if directory is None else Path(directory)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
@@ -98,11 +107,11 @@ def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
               f"interleaved in {interleaved[1]} rounds" if interleaved else "timed one after another")
     stamp = min(str(m.environment.get("timestamp", "?")) for m in loaded)[:16]
     return FewShotCase(
-        key=key, title=f"{loaded[0].device} ({chip}), 2 threads, measured by netcut measure from "
+        key=key, title=f"{loaded[0].device} ({chip}), {threads} threads, measured by netcut measure from "
         f"{stamp} ({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
-        profile=load_hardware(profile), rows=rows, calibration_models=CALIBRATION_MODELS,
-        group=f"{chip}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
-        note=f"{chip}: whole and trimmed networks, {repeats_note(rows, sweeps)}{load_text}{repeat}; the "
+        profile=load_hardware(profile, cores=threads), rows=rows, calibration_models=CALIBRATION_MODELS,
+        group=f"{chip}{'' if threads == 2 else f', {threads} threads'}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
+        note=f"{chip}, {threads} threads: whole and trimmed networks, {repeats_note(rows, sweeps)}{load_text}{repeat}; the "
              f"uncalibrated profile {profile}: {PROFILE_BASIS.get(profile, 'as shipped')}")
 
 
@@ -131,7 +140,8 @@ REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"
 def repeats_note(rows: list, sweeps) -> str:
     """How each row's time was taken, in a few words."""
     if not sweeps:
-        return REPEATS_NOTE
+        n = rows[0].n if rows and rows[0].n else None
+        return REPEATS_NOTE if n in (None, 20) else REPEATS_NOTE.replace("20", str(n))
     count = int(sweeps[1])
     n = rows[0].n if rows and rows[0].n else None
     per = f"{n // count} " if n else ""

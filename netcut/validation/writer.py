@@ -130,7 +130,7 @@ FEWSHOT_TITLES = {
     "h200": "H200: 3-shot calibration of the datasheet-only profile",
     "jetson": "Jetson: 3-shot calibration",
     "timm": "timm's CPU benchmarks: datasheet-only and 5-shot",
-    "cpu": "This project's CPUs: measured here, calibrated on 5 networks",
+    "cpu": "CPUs this project measured (its 2-vCPU guests and the H200 machine's host): calibrated on 5 networks",
 }
 
 
