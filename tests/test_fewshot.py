@@ -76,3 +76,29 @@ def test_cpu_repeatability_compares_the_rows_measured_twice(tmp_path):
     # |10.5/10 - 1| = 5%, |15/20 - 1| = 25%: median and mean 15%, one of two within 10%
     assert "2 rows of 2 networks" in text and "median 15.0%, mean 15.0%" in text
     assert "50% within" in text
+
+
+def test_cpu_repeatability_divides_out_the_uniform_shift_and_reads_minimums(tmp_path):
+    """Run 2 twice as slow on every row repeats perfectly once the shift is divided
+    out; judged on minimums, the rows' fastest calls are what is compared."""
+    import json
+
+    from netcut.measurements import SCHEMA_NAME, SCHEMA_VERSION
+    from netcut.validation.this_cpu import repeatability
+
+    first = [_row("a", 10.0), _row("b", 20.0), _row("c", 30.0)]
+    again = tmp_path / "cpu-repeat"
+    again.mkdir()
+    # medians 2x; minimums: a 2x, b 2x, c 2.6x (held-out shift = median = 2x)
+    rows = [_row(m, 2 * v).model_copy(update={"min_ms": k * v})
+            for (m, v), k in zip((("a", 10.0), ("b", 20.0), ("c", 30.0)), (2.0, 2.0, 2.6))]
+    (again / "x.json").write_text(json.dumps({
+        "schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "device": "t", "source": "test",
+        "protocol": "test", "environment": {},
+        "rows": [r.model_dump(mode="json", exclude_none=True) for r in rows]}))
+    text = repeatability(first, again)
+    assert "uniformly ×2.000" in text and "3 held-out rows still differ by MAPE 0.0%, 100% within" in text
+    # a case judged on minimums passes its rows with each minimum as the row's time
+    text = repeatability(first, again, "min")
+    # minimums 20, 40, 78 against 10, 20, 30: ratios 2, 2, 2.6 -> shift 2, |1.3 - 1| = 30% on c
+    assert "uniformly ×2.000" in text and "MAPE 10.0%, 67% within" in text

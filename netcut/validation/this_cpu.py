@@ -47,6 +47,12 @@ PROFILE_BASIS = {
                     "(written before any measurement of this chip)",
 }
 CPU_DATA, CPU_PROFILE, CPU_CHIP, CPU_THREADS = MACHINES[0]
+#: machines whose rows are also judged on their minimums (each row's fastest timed call,
+#: calibrated on the calibration networks' minimums too). On a shared VM a row's median
+#: carries how busy the host was in its seconds, which no profile of the chip can know:
+#: on the Zen 4 sweeps, run 2's row medians differ from run 1's by 12.4% MAPE even after
+#: dividing out the uniform shift between the runs, and the row minimums by 4.5%
+JUDGED_ON_MINIMUMS = ("cpu-epyc-genoa-2c-sweeps", "cpu-xeon-emr-16c-t16")
 CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
 CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
 
@@ -80,27 +86,42 @@ def cpu_cases(directory: Path | None = None) -> list[FewShotCase]:
 
 def machine_cases(directory: Path, profile: str, chip: str, threads: int = 2) -> list[FewShotCase]:
     key = directory.name
-    cases = [cpu_case(directory, key=key, profile=profile, chip=chip, threads=threads)]
     again = directory.with_name(directory.name + "-repeat")
-    if again.is_dir() and any(again.glob("*.json")):
-        cases.append(cpu_case(again, key=f"{key}-run2", compare=False, run="run 2",
-                              profile=profile, chip=chip, threads=threads))
+    repeated = again.is_dir() and any(again.glob("*.json"))
+    cases = []
+    for statistic in ("median", "min") if key in JUDGED_ON_MINIMUMS else ("median",):
+        suffix = "" if statistic == "median" else "-min"
+        cases.append(cpu_case(directory, key=key + suffix, profile=profile, chip=chip,
+                              threads=threads, statistic=statistic))
+        if repeated:
+            cases.append(cpu_case(again, key=f"{key}{suffix}-run2", compare=False, run="run 2",
+                                  profile=profile, chip=chip, threads=threads, statistic=statistic))
     return cases
+
+
+def _statistic(rows: list, statistic: str) -> list:
+    """The rows as they are (each row's median), or with each row's minimum in its place."""
+    if statistic == "median":
+        return rows
+    return [r.model_copy(update={"median_ms": r.min_ms}) for r in rows if r.min_ms is not None]
 
 
 def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
              compare: bool = True, run: str = "run 1", profile: str = CPU_PROFILE,
-             chip: str = CPU_CHIP, threads: int = CPU_THREADS) -> FewShotCase:
+             chip: str = CPU_CHIP, threads: int = CPU_THREADS,
+             statistic: str = "median") -> FewShotCase:
     directory = cpu_data_dir() if directory is None else Path(directory)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
         raise MeasurementError(f"{directory}: no measurement files (run scripts/measure_this_cpu.sh)")
     loaded = [load_measurements(f) for f in files]
-    rows = [r for m in loaded for r in m.rows]
+    rows = _statistic([r for m in loaded for r in m.rows], statistic)
     loads = [m.environment.get("load_average_1m") for m in loaded]
     loads = [x for x in loads if x is not None]
     load_text = f"; load average when each file started: {min(loads):.2f}-{max(loads):.2f}" if loads else ""
-    repeat = repeatability(rows, directory.with_name(directory.name + "-repeat")) if compare else ""
+    repeat = (repeatability(rows, directory.with_name(directory.name + "-repeat"), statistic)
+              if compare else "")
+    judged = "" if statistic == "median" else ", row minimums"
     interleaved = re.search(r"Interleaved in (\d+) rounds", loaded[0].protocol)
     sweeps = re.search(r"Merged from (\d+) sweeps", loaded[0].protocol)
     rounds = (f"the median of {sweeps[1]} sweeps over all networks" if sweeps else
@@ -110,40 +131,57 @@ def cpu_case(directory: Path | None = None, key: str = CPU_DATA,
         key=key, title=f"{loaded[0].device} ({chip}), {threads} threads, measured by netcut measure from "
         f"{stamp} ({len(files)} files in calibration/data/{directory.name}/; rows {rounds})",
         profile=load_hardware(profile, cores=threads), rows=rows, calibration_models=CALIBRATION_MODELS,
-        group=f"{chip}{'' if threads == 2 else f', {threads} threads'}, b1 fp32 eager, {run}, held out", targets=CPU_TARGETS,
-        note=f"{chip}, {threads} threads: whole and trimmed networks, {repeats_note(rows, sweeps)}{load_text}{repeat}; the "
+        group=f"{chip}{'' if threads == 2 else f', {threads} threads'}, b1 fp32 eager, {run}{judged}, held out",
+        targets=CPU_TARGETS,
+        note=f"{chip}, {threads} threads{judged}: whole and trimmed networks, "
+             f"{repeats_note(rows, sweeps, statistic)}{load_text}{repeat}; the "
              f"uncalibrated profile {profile}: {PROFILE_BASIS.get(profile, 'as shipped')}")
 
 
-def repeatability(rows: list, directory: Path) -> str:
+def repeatability(rows: list, directory: Path, statistic: str = "median") -> str:
     """How far the rows measured again in ``directory`` (the same script, run later)
-    moved: a floor under any model's error on these rows. '' when nothing was repeated."""
+    moved: a floor under any model's error on these rows. '' when nothing was repeated.
+
+    Two floors: the rows as they moved, and after dividing out run 2's uniform shift
+    (the median ratio over the held-out rows), which a 5-shot calibration absorbs; the
+    second is what a calibration that predicted run 1 exactly would score on run 2."""
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
         return ""
     first = {r.key(): r.median_ms for r in rows}
-    again = [r for f in files for r in load_measurements(f).rows if r.key() in first]
+    again = [r for r in _statistic([r for f in files for r in load_measurements(f).rows], statistic)
+             if r.key() in first]
     if not again:
         return ""
-    moved = np.array([abs(r.median_ms / first[r.key()] - 1) for r in again])
+    ratio = np.array([r.median_ms / first[r.key()] for r in again])
+    moved = np.abs(ratio - 1)
+    held = np.array([r.model not in CALIBRATION_MODELS for r in again])
+    shift = float(np.median(ratio[held])) if held.any() else float(np.median(ratio))
+    left = np.abs(ratio[held] / shift - 1) if held.any() else np.abs(ratio / shift - 1)
     nets = len({r.model for r in again})
     return (f"; repeatability: {len(again)} rows of {nets} networks measured again later "
             f"(calibration/data/{directory.name}/, run 2) moved by median {np.median(moved):.1%}, "
             f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
             "within ±10%: the MAPE and share within ±10% run 2 itself would score as a "
-            "prediction of run 1")
+            f"prediction of run 1. Run 2 was uniformly ×{shift:.3f}; with that divided out, its "
+            f"{int(held.sum()) or len(again)} held-out rows still differ by MAPE {left.mean():.1%}, "
+            f"{np.mean(left <= 0.10):.0%} within ±10%: about the best a calibration that predicted "
+            "run 1 exactly could score on run 2")
 
 
 REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"
 
 
-def repeats_note(rows: list, sweeps) -> str:
+def repeats_note(rows: list, sweeps, statistic: str = "median") -> str:
     """How each row's time was taken, in a few words."""
-    if not sweeps:
-        n = rows[0].n if rows and rows[0].n else None
-        return REPEATS_NOTE if n in (None, 20) else REPEATS_NOTE.replace("20", str(n))
-    count = int(sweeps[1])
     n = rows[0].n if rows and rows[0].n else None
+    if not sweeps:
+        note = REPEATS_NOTE if n in (None, 20) else REPEATS_NOTE.replace("20", str(n))
+        return note if statistic == "median" else note.replace("median of", "fastest of", 1)
+    count = int(sweeps[1])
+    if statistic != "median":
+        return (f"fastest of all {n or ''} timed calls of {count} sweeps per row "
+                "(5 warm-up calls per network and sweep)")
     per = f"{n // count} " if n else ""
     return (f"median over {count} sweeps of each row's median of {per}timed calls "
             "(5 warm-up calls per network and sweep)")
