@@ -14,7 +14,11 @@ Three more sections: each op class's fixed cost (the same op on a 1x16x8x8 input
 where the work is negligible: what one call costs beyond its arithmetic), the copy
 bandwidth of a cache-resident (4 MiB) and a DRAM-sized (1 GiB) tensor, and depthwise
 3x3 convolutions at neighbouring channel counts (PyTorch's CPU kernel for them is
-10-20x slower at some counts than at the next). ``hwmodels/epyc-genoa-2c.yaml``
+10-20x slower at some counts than at the next). ``--conv-scan`` runs one more, alone:
+dense convolutions over a grid of input and output channel counts and sizes, what
+``scripts/fit_conv_costs.py`` fits a conv's per-element costs to (a 1x1 conv with 16
+channels in or out reaches a fraction of the rate of one with 512).
+``hwmodels/epyc-genoa-2c.yaml``
 takes its efficiencies, dispatch costs and bandwidths from a run saved in
 ``calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json`` (malloc thresholds pinned, as
 ``netcut measure`` does by default; ``cpu-epyc-genoa-2c-micro.json`` is an earlier run
@@ -131,11 +135,41 @@ class _Pair(nn.Module):
         return self.fn(a, b)
 
 
+def _machine(memory: dict, args) -> dict:
+    from netcut.measure.environment import cpu_identity, cpu_model
+
+    return {"cpu": cpu_model(), "cpu_id": cpu_identity(), "memory": memory, "threads": args.threads,
+            "repeats": args.repeats, "torch": torch.__version__, "statistic": "min"}
+
+
+#: (kernel, stride, output size, channel counts): every (in, out) pair of the counts
+CONV_SCAN = ((1, 1, 56, (16, 32, 64, 128, 256, 512)), (1, 1, 14, (16, 32, 64, 128, 256, 512)),
+             (3, 1, 28, (16, 64, 256)), (3, 2, 28, (32, 128)))
+
+
+def _conv_scan(repeats: int) -> list[dict]:
+    """Dense convs (bias on, as torchvision's are not: the bias is fused, free) timed alone."""
+    out = []
+    for k, stride, size, counts in CONV_SCAN:
+        for cin in counts:
+            for cout in counts:
+                conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+                x = torch.randn(1, cin, size * stride, size * stride)
+                ms = _time(conv, [x], repeats)
+                out.append({"kernel": k, "stride": stride, "cin": cin, "cout": cout, "size": size,
+                            "ms": ms, "flops": 2.0 * cin * k * k * cout * size * size,
+                            "inputs": float(x.numel()), "outputs": float(cout * size * size),
+                            "positions": float(size * size)})
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--conv-scan", action="store_true",
+                        help="only the dense conv scan (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
@@ -144,6 +178,11 @@ def main(argv=None) -> int:
     memory = {"pinned": False} if args.no_keep_memory else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.conv_scan:
+        json.dump({"machine": _machine(memory, args), "dense_conv_scan": _conv_scan(args.repeats)},
+                  sys.stdout, indent=1)
+        print()
+        return 0
     results = []
     for name, kind, fn, shapes in _ops():
         inputs = [torch.randn(s) for s in shapes] if isinstance(shapes, list) else [torch.randn(shapes)]
@@ -160,10 +199,7 @@ def main(argv=None) -> int:
         conv = nn.Conv2d(c, c, 3, 1, 1, groups=c)
         ms = _time(conv, [torch.randn(1, c, size, size)], args.repeats)
         scan.append({"channels": c, "size": size, "ms": ms, "outputs_per_ns": c * size * size / ms / 1e6})
-    from netcut.measure.environment import cpu_identity, cpu_model
-
-    info = {"cpu": cpu_model(), "cpu_id": cpu_identity(), "memory": memory, "threads": args.threads,
-            "repeats": args.repeats, "torch": torch.__version__, "statistic": "min"}
+    info = _machine(memory, args)
     if args.json:
         json.dump({"machine": info, "ops": results, "fixed_us": fixed, "bandwidth": bandwidth,
                    "depthwise_3x3_scan": scan}, sys.stdout, indent=1)
