@@ -277,3 +277,21 @@ def test_sweeps_that_do_not_match_are_refused(tmp_path):
         merge_sweeps([a, c])
     with pytest.raises(MeasurementError, match="at least 2"):
         merge_sweeps([a])
+
+
+def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
+    """scripts/cpu_microbench.py --conv-scan: every (in, out) pair of each setting, with
+    the FLOPs, inputs, outputs and positions the per-element fit reads."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "cpu_microbench.py"
+    spec = importlib.util.spec_from_file_location("cpu_microbench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "CONV_SCAN", ((3, 2, 4, (2, 3)),))
+    rows = bench._conv_scan(1)
+    assert [(r["cin"], r["cout"]) for r in rows] == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    r = rows[1]  # 3x3 stride 2, 2 -> 3 channels, 8x8 in, 4x4 out
+    assert r["flops"] == 2 * 2 * 9 * 3 * 16 and r["inputs"] == 2 * 64
+    assert (r["outputs"], r["positions"]) == (3 * 16, 16) and r["ms"] > 0
