@@ -47,9 +47,10 @@ RANK_TOLERANCE = 0.1  # smallest/largest singular value of the unit-column Jacob
 MIN_EFFECT = 1e-4  # a parameter whose 5% change moves no row by this (log) is invisible
 #: a parameter is fitted only when at least MIN_NETWORKS of the measured networks depend
 #: on it (some row moves by MIN_EFFECT: a class-specific scale such as ``depthwise`` is
-#: exactly invisible to a network without that class). One network alone would set it to whatever that network's noise says, and the
-#: leave-models-out check could not see it: on the Zen 4 data a depthwise scale of 0.11
-#: fitted to mobilenet_v2 alone made every held-out depthwise network 1.4-1.8x too slow.
+#: exactly invisible to a network without that class). One network alone would set it to
+#: whatever that network's noise says, and the leave-models-out check could not see it: on
+#: the Zen 4 data a depthwise scale of 0.11 fitted to mobilenet_v2 alone made every
+#: held-out depthwise network 1.4-1.8x too slow.
 #: With fewer networks than MIN_NETWORKS the rule is off (one network's rows can only
 #: inform it)
 MIN_NETWORKS = 2

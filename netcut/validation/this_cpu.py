@@ -169,15 +169,15 @@ def repeatability(rows: list, directory: Path, statistic: str = "median") -> str
             "run 1 exactly could score on run 2")
 
 
-REPEATS_NOTE = "median of 20 timed calls per row after 5 warm-up calls"
+REPEATS_NOTE = "{what} of {n} timed calls per row after 5 warm-up calls"
 
 
 def repeats_note(rows: list, sweeps, statistic: str = "median") -> str:
     """How each row's time was taken, in a few words."""
     n = rows[0].n if rows and rows[0].n else None
     if not sweeps:
-        note = REPEATS_NOTE if n in (None, 20) else REPEATS_NOTE.replace("20", str(n))
-        return note if statistic == "median" else note.replace("median of", "fastest of", 1)
+        return REPEATS_NOTE.format(what="median" if statistic == "median" else "fastest",
+                                   n=n or 20)
     count = int(sweeps[1])
     if statistic != "median":
         return (f"fastest of all {n or ''} timed calls of {count} sweeps per row "
