@@ -17,7 +17,10 @@ bandwidth of a cache-resident (4 MiB) and a DRAM-sized (1 GiB) tensor, and depth
 10-20x slower at some counts than at the next). ``--conv-scan`` runs one more, alone:
 dense convolutions over a grid of input and output channel counts and sizes, what
 ``scripts/fit_conv_costs.py`` fits a conv's per-element costs to (a 1x1 conv with 16
-channels in or out reaches a fraction of the rate of one with 512).
+channels in or out reaches a fraction of the rate of one with 512). ``--grouped-scan``
+runs grouped 3x3 convolutions over group widths 4-64 at ResNeXt-like stage shapes,
+alone: the conv_grouped efficiency comes from it (one grouped conv cannot stand for
+the class: at group width 4 it runs at half the rate of width 16).
 ``hwmodels/epyc-genoa-2c.yaml``
 takes its efficiencies, dispatch costs and bandwidths from a run saved in
 ``calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json`` (malloc thresholds pinned, as
@@ -163,6 +166,24 @@ def _conv_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: (channels, output size) of the grouped 3x3 convs scanned, at each group width: the
+#: stage shapes of a ResNeXt-like backbone at 224x224
+GROUPED_SCAN = ((128, 56), (256, 28), (512, 14), (1024, 7))
+GROUP_WIDTHS = (4, 8, 16, 32, 64)
+
+
+def _grouped_scan(repeats: int) -> list[dict]:
+    """Grouped 3x3 convs (no bias, as in torchvision) over group widths, timed alone."""
+    out = []
+    for channels, size in GROUPED_SCAN:
+        for width in GROUP_WIDTHS:
+            conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels // width, bias=False)
+            ms = _time(conv, [torch.randn(1, channels, size, size)], repeats)
+            out.append({"channels": channels, "group_width": width, "size": size, "ms": ms,
+                        "flops": 2.0 * channels * width * 9 * size * size})
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -170,6 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--conv-scan", action="store_true",
                         help="only the dense conv scan (JSON on stdout)")
+    parser.add_argument("--grouped-scan", action="store_true",
+                        help="only the grouped conv scan (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
@@ -181,6 +204,14 @@ def main(argv=None) -> int:
     if args.conv_scan:
         json.dump({"machine": _machine(memory, args), "dense_conv_scan": _conv_scan(args.repeats)},
                   sys.stdout, indent=1)
+        print()
+        return 0
+    if args.grouped_scan:
+        # the same op class's fixed cost, timed alongside, as the main run does
+        _, tiny, shape = next(op for op in _tiny_ops() if op[0] == "conv_grouped")
+        fixed_us = _time(tiny, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
+        json.dump({"machine": _machine(memory, args), "grouped_conv_scan": _grouped_scan(args.repeats),
+                   "fixed_us": {"conv_grouped": fixed_us}}, sys.stdout, indent=1)
         print()
         return 0
     results = []

@@ -200,3 +200,26 @@ def test_a_parameter_one_network_alone_leans_on_is_not_fitted(cpu):
     alone = [r for r in rows if r.model == "mobilenet_v3_small"]
     problem, skipped = _select(cpu, pool, alone, PREDICTOR, ["float32"], 6)
     assert [p.name for p in problem.params] == ["compute", "depthwise"] and not skipped
+
+
+def test_dispatch_leaves_a_cpus_conv_setup_alone_but_not_a_gpus(cpu):
+    """On a CPU, ``dispatch`` scales every op's fixed cost except the grouped and
+    depthwise convs' library setup (``conv_dispatch`` still covers those); on a GPU the
+    host issues every op alike, so it scales them all."""
+    from netcut.calibrate.edit import spelled_out
+
+    dispatch = next(p for p in CATALOGUE if p.name == "dispatch")
+    conv_dispatch = next(p for p in CATALOGUE if p.name == "conv_dispatch")
+    on_cpu = dispatch.paths(spelled_out(cpu), "cpu")
+    setup = {"overhead.eager.dispatch_us.conv_grouped", "overhead.eager.dispatch_us.conv_depthwise"}
+    assert not setup & set(on_cpu)
+    assert {"overhead.eager.dispatch_us.conv", "overhead.eager.dispatch_us.default"} <= set(on_cpu)
+    assert setup <= set(conv_dispatch.paths(spelled_out(cpu), "cpu"))
+    gpu = load_hardware("h100-sxm")
+    assert setup <= set(dispatch.paths(spelled_out(gpu), "gpu"))
+    # and the fit obeys it: a CPU profile calibrated with dispatch x3 keeps the setup
+    rows, _ = _measured_on(cpu, {"compute": 0.8, "dispatch": 3.0}, _rows())
+    fitted = Calibrator(cpu, params=["compute", "dispatch"]).fit(rows).profile_
+    before, after = cpu.overhead["eager"].dispatch_us, fitted.overhead["eager"].dispatch_us
+    assert after["conv_depthwise"] == pytest.approx(before.get("conv_depthwise", before["default"]))
+    assert after["conv"] == pytest.approx(3.0 * before.get("conv", before["default"]), rel=1e-3)

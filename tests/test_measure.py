@@ -295,3 +295,21 @@ def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
     r = rows[1]  # 3x3 stride 2, 2 -> 3 channels, 8x8 in, 4x4 out
     assert r["flops"] == 2 * 2 * 9 * 3 * 16 and r["inputs"] == 2 * 64
     assert (r["outputs"], r["positions"]) == (3 * 16, 16) and r["ms"] > 0
+
+
+def test_cpu_microbench_grouped_scan_counts_what_it_times(monkeypatch):
+    """scripts/cpu_microbench.py --grouped-scan: every group width at each stage shape,
+    with the grouped conv's FLOPs (2 x channels x group width x 9 taps x positions)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "cpu_microbench.py"
+    spec = importlib.util.spec_from_file_location("cpu_microbench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "GROUPED_SCAN", ((8, 4),))
+    monkeypatch.setattr(bench, "GROUP_WIDTHS", (2, 4))
+    rows = bench._grouped_scan(1)
+    assert [r["group_width"] for r in rows] == [2, 4]
+    assert rows[0]["flops"] == 2 * 8 * 2 * 9 * 16 and rows[1]["flops"] == 2 * rows[0]["flops"]
+    assert all(r["ms"] > 0 for r in rows)

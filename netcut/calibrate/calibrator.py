@@ -39,7 +39,7 @@ from scipy.optimize import least_squares, nnls
 
 from ..errors import InvalidInputError
 from ..measurements import MeasurementFile, Row, load_measurements
-from .edit import get_path, matching, set_path, spelled_out, with_values
+from .edit import get_path, set_path, spelled_out, with_values
 from .params import FreeParam, by_names, candidates
 
 LOG_BOUND = np.log(50.0)  # a scale moves a number at most 50x either way
@@ -128,7 +128,7 @@ class _Problem:
         self.rows = rows
         self.predictor = predictor
         self.data0 = spelled_out(base, tuple(dtypes[1:]) if len(dtypes) > 1 else ())
-        self.paths = [matching(self.data0, p.patterns) for p in params]
+        self.paths = [p.paths(self.data0, base.kind) for p in params]
         self.measured = np.array([r.median_ms for r in rows])
         per_model = Counter(r.model for r in rows)
         self.sqrt_w = np.array([1.0 / np.sqrt(per_model[r.model]) for r in rows])
