@@ -15,12 +15,12 @@ where the work is negligible: what one call costs beyond its arithmetic), the co
 bandwidth of a cache-resident (4 MiB) and a DRAM-sized (1 GiB) tensor, and depthwise
 3x3 convolutions at neighbouring channel counts (PyTorch's CPU kernel for them is
 10-20x slower at some counts than at the next). ``--conv-scan`` runs one more, alone:
-dense convolutions over a grid of input and output channel counts and sizes, what
-``scripts/fit_conv_costs.py`` fits a conv's per-element costs to (a 1x1 conv with 16
-channels in or out reaches a fraction of the rate of one with 512). ``--grouped-scan``
+dense convolutions over a grid of input and output channel counts and sizes, the data
+for pricing small convolutions (a 1x1 conv with 16 channels in or out reaches a
+fraction of the rate of one with 512; calibration/data/cpu-epyc-genoa-2c/README.md). ``--grouped-scan``
 runs grouped 3x3 convolutions over group widths 4-64 at ResNeXt-like stage shapes,
 alone: the conv_grouped efficiency comes from it (one grouped conv cannot stand for
-the class: at group width 4 it runs at half the rate of width 16).
+the class: at group width 4 it reaches about 0.4 of its rate at width 16).
 ``hwmodels/epyc-genoa-2c.yaml``
 takes its efficiencies, dispatch costs and bandwidths from a run saved in
 ``calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json`` (malloc thresholds pinned, as

@@ -279,9 +279,8 @@ def test_sweeps_that_do_not_match_are_refused(tmp_path):
         merge_sweeps([a])
 
 
-def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
-    """scripts/cpu_microbench.py --conv-scan: every (in, out) pair of each setting, with
-    the FLOPs, inputs, outputs and positions the per-element fit reads."""
+def _microbench():
+    """scripts/cpu_microbench.py as a module (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -289,6 +288,13 @@ def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
     spec = importlib.util.spec_from_file_location("cpu_microbench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
+    """scripts/cpu_microbench.py --conv-scan: every (in, out) pair of each setting, with
+    the FLOPs, inputs, outputs and positions the per-element fit reads."""
+    bench = _microbench()
     monkeypatch.setattr(bench, "CONV_SCAN", ((3, 2, 4, (2, 3)),))
     rows = bench._conv_scan(1)
     assert [(r["cin"], r["cout"]) for r in rows] == [(2, 2), (2, 3), (3, 2), (3, 3)]
@@ -300,13 +306,7 @@ def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
 def test_cpu_microbench_grouped_scan_counts_what_it_times(monkeypatch):
     """scripts/cpu_microbench.py --grouped-scan: every group width at each stage shape,
     with the grouped conv's FLOPs (2 x channels x group width x 9 taps x positions)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "cpu_microbench.py"
-    spec = importlib.util.spec_from_file_location("cpu_microbench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _microbench()
     monkeypatch.setattr(bench, "GROUPED_SCAN", ((8, 4),))
     monkeypatch.setattr(bench, "GROUP_WIDTHS", (2, 4))
     rows = bench._grouped_scan(1)

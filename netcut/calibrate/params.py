@@ -52,8 +52,8 @@ def _eff(kind: str, *classes: str) -> tuple[str, ...]:
 #: on the Zen 4 guest (a 1x16x8x8 input; calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json,
 #: fixed_us), 5x a dense conv's: the library's setup for those kernels, measured on the
 #: op. ``dispatch`` stands for what every op costs beyond the profile inside a network,
-#: which does not grow with that setup: scaled with it, a 5-shot fit priced RegNet's
-#: and the MobileNets' grouped/depthwise convs at 4-7x their setup. ``conv_dispatch``
+#: which does not grow with that setup: scaled with it, the 5-shot Zen 4 fits priced
+#: RegNet's and the MobileNets' grouped/depthwise convs at 3-5x their setup. ``conv_dispatch``
 #: still scales them.
 CPU_CONV_SETUP = ("overhead.eager.dispatch_us.conv_grouped", "overhead.eager.dispatch_us.conv_depthwise")
 
