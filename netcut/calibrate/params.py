@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError
+from .edit import matching
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,6 @@ class FreeParam:
 
     def paths(self, data: dict, kind: str) -> list[str]:
         """The dotted paths of ``data`` (a spelled-out profile of ``kind``) it scales."""
-        from .edit import matching
-
         found = matching(data, self.patterns)
         if kind == "cpu" and self.cpu_excludes:
             dropped = set(matching(data, self.cpu_excludes))
