@@ -33,4 +33,12 @@ MATRIX_CLASSES: frozenset[str] = frozenset(
 #: profile written before ``pool_max`` existed prices max-pooling as ``pool``
 OP_CLASS_FALLBACK: dict[str, str] = {"pool_max": "pool"}
 
+#: finer classes a profile may give its own compute efficiency, falling back to their
+#: parent's: a 1x1 dense conv is a plain GEMM over positions, and CPU libraries run it
+#: at a smaller share of peak than a conv with a kxk filter (on the Xeon 6 guest 1x1 convs
+#: reached 0.39-0.40 of peak and 3x3/7x7 ones 0.60-0.62, single ops in
+#: calibration/data/cpu-xeon-gnr-2c-micro-keepmem.json). Rows keep their class; only
+#: the efficiency lookup sees the subclass.
+EFFICIENCY_SUBCLASSES: dict[str, str] = {"conv_pointwise": "conv"}
+
 OP_CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_CLASSES)}

@@ -2,7 +2,7 @@
 # Measure this machine's CPU for `netcut validate --only cpu`: 17 torchvision
 # classifiers at batch 1, fp32, whole and trimmed at every block cut, one file per
 # network in calibration/data/cpu-$PROFILE/. About 8 minutes on 2 Zen 3 cores, 5.5 on Zen 4
-# (SWEEPS=4: about 12).
+# (SWEEPS=4: about 12 on the Zen 4, 8 on the Xeon 6).
 # Run it alone: two threads on a 2-vCPU VM stall whenever anything else runs
 # (nice does not help). Each file records the load average when it started. The
 # rows of one network are timed in 4 interleaved rounds (netcut measure --rounds).
@@ -17,12 +17,13 @@
 # (the shipped Zen 3 run 1 was measured with ROUNDS=1, its run 2 with ROUNDS=4)
 # PROFILE names the hwmodels/ profile of the chip this runs on: the 2-vCPU guests
 # are not always the same chip (a Zen 3 "Milan" on 2026-11-23, a Zen 4 "Genoa" on
-# 2026-12-04; lscpu's "CPU family"/"Model" tell them apart, and each file records them).
+# 2026-12-04, a Xeon 6 "Granite Rapids" on 2026-12-05; lscpu's vendor, "CPU family"/"Model"
+# and L3 size tell them apart, and each file records the first three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETCUT=${NETCUT:-.venv/bin/netcut}  # a command, split on spaces: NETCUT="python3 -m netcut" works
 THREADS=${THREADS:-2}
-PROFILE=${PROFILE:-epyc-genoa-2c}
+PROFILE=${PROFILE:-xeon-gnr-2c}
 OUT=${OUT:-calibration/data/cpu-$PROFILE}
 REPEATS=${REPEATS:-20}
 ROUNDS=${ROUNDS:-4}  # interleaved: a slow spell of the VM spreads over every row

@@ -202,6 +202,25 @@ def test_a_parameter_one_network_alone_leans_on_is_not_fitted(cpu):
     assert [p.name for p in problem.params] == ["compute", "depthwise"] and not skipped
 
 
+def test_the_conv_scale_moves_pointwise_convs_too():
+    """Spelling a profile out keeps its ``conv_pointwise`` efficiency, and the ``conv``
+    scale moves it with ``conv`` (1x1 and kxk convs are both dense convs)."""
+    from netcut.calibrate.edit import spelled_out
+
+    base = load_hardware("xeon-gnr-2c")
+    data = spelled_out(base)
+    assert data["efficiency"]["compute"]["conv_pointwise"] == 0.39
+    conv = next(p for p in CATALOGUE if p.name == "conv")
+    assert {"efficiency.compute.conv", "efficiency.compute.conv_pointwise"} <= set(conv.paths(data, "cpu"))
+    gpu = spelled_out(load_hardware("h100-sxm"))  # unlisted: written out as conv's value
+    assert gpu["efficiency"]["compute"]["conv_pointwise"] == gpu["efficiency"]["compute"]["conv"]
+    rows, _ = _measured_on(base, {"compute": 1.0, "conv": 1.3}, _rows())
+    fitted = Calibrator(base, params=["compute", "conv"]).fit(rows).profile_
+    ratio = fitted.efficiency.compute["conv_pointwise"] / fitted.efficiency.compute["conv"]
+    assert ratio == pytest.approx(0.39 / 0.61, rel=1e-6)
+    assert fitted.efficiency.compute["conv"] == pytest.approx(0.61 * 1.3, rel=1e-3)
+
+
 def test_dispatch_leaves_a_cpus_conv_setup_alone_but_not_a_gpus(cpu):
     """On a CPU, ``dispatch`` scales every op's fixed cost except the grouped and
     depthwise convs' library setup (``conv_dispatch`` still covers those); on a GPU the

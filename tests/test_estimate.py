@@ -245,6 +245,33 @@ def test_conv_compute_time_with_occupancy_factor():
     assert costs.compute_s[0] == pytest.approx(expected, rel=1e-12)
 
 
+def test_a_1x1_conv_takes_conv_pointwise_and_a_kxk_conv_takes_conv():
+    """A 1x1 dense conv is priced at ``conv_pointwise`` where the profile lists it, and
+    at ``conv`` where it does not; a 3x3 conv always at ``conv``."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.efficiency.compute["conv_pointwise"] == 0.39
+    assert profile.efficiency.compute["conv"] == 0.61
+    peak = 256.0e9 * (1 + 0.85)  # 2 cores at thread efficiency 0.85: 473.6 GFLOP/s
+    pointwise = trace(nn.Conv2d(64, 64, 1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
+    square = trace(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
+    # 1x1: 2 x 64 x 64 x 196 = 1,605,632 FLOPs at 0.39 x 473.6e9 -> 8.69 us
+    assert pointwise.flops[0] == 2 * 64 * 64 * 196
+    assert price_rows(pointwise, profile, "eager").compute_s[0] == pytest.approx(
+        2 * 64 * 64 * 196 / (0.39 * peak), rel=1e-9)
+    # 3x3: 9x the FLOPs (14,450,688) at 0.61 x 473.6e9 -> 50.0 us
+    assert price_rows(square, profile, "eager").compute_s[0] == pytest.approx(
+        2 * 64 * 64 * 9 * 196 / (0.61 * peak), rel=1e-9)
+    compute = dict(profile.efficiency.compute)
+    del compute["conv_pointwise"]
+    plain = profile.model_copy(update={"efficiency": profile.efficiency.model_copy(update={"compute": compute})})
+    assert price_rows(pointwise, plain, "eager").compute_s[0] == pytest.approx(
+        2 * 64 * 64 * 196 / (0.61 * peak), rel=1e-9)
+
+
 def test_dtype_overrides_take_precedence_in_documented_order():
     from netcut.hardware.schema import Efficiency
 

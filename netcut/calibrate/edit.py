@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Iterator
 
-from ..opclasses import OP_CLASSES
+from ..opclasses import EFFICIENCY_SUBCLASSES, OP_CLASSES
 
 
 def leaves(data: dict, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -49,12 +49,13 @@ def spelled_out(profile, dtypes: tuple[str, ...] = ()) -> dict:
     dtype never changes what its neighbours fall back to. Prices identically."""
     data = profile.model_dump()
     eff = profile.efficiency
+    keys = {"compute": OP_CLASSES + tuple(EFFICIENCY_SUBCLASSES), "memory": OP_CLASSES}
     for kind in ("compute", "memory"):
         data["efficiency"][kind] = {"default": getattr(eff, kind)["default"]} | {
-            c: eff.fraction(kind, c, "__none__") for c in OP_CLASSES}
+            c: eff.fraction(kind, c, "__none__") for c in keys[kind]}
     by_dtype = data["efficiency"].setdefault("by_dtype", {})
     for dtype in dtypes:
-        by_dtype[dtype] = {kind: {c: eff.fraction(kind, c, dtype) for c in OP_CLASSES}
+        by_dtype[dtype] = {kind: {c: eff.fraction(kind, c, dtype) for c in keys[kind]}
                            for kind in ("compute", "memory")}
     for mode in data["overhead"].values():  # per-class dispatch, so one class can move alone
         dispatch = mode["dispatch_us"]

@@ -65,7 +65,8 @@ CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("kernel", ("overhead.*.kernel_us", "overhead.*.kernel_us_by_dtype.*"),
               "fixed device time per kernel", gpu_only=True, linear=True),
     FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
-    FreeParam("conv", _eff("compute", "conv"), "dense convolutions' share of peak", fraction=True),
+    FreeParam("conv", _eff("compute", "conv", "conv_pointwise"), "dense convolutions' share of peak",
+              fraction=True),
     FreeParam("conv_dispatch", tuple(f"overhead.eager.dispatch_us.{c}" for c in
                                      ("conv", "conv_grouped", "conv_depthwise")),
               "host time to issue a convolution, beyond the other ops' (CPU libraries "

@@ -112,6 +112,7 @@ class ProfileVectors:
     cuda_core_conv: np.ndarray = None  # per class: True for a dense conv on a non-tensor unit
     cache_bandwidth: float = 0.0  # CPU: bytes/s of cache-resident traffic (0: none given)
     cache_bytes: float = 0.0  # CPU: the last-level cache
+    eff_pointwise: float = float("nan")  # 1x1 dense convs' compute efficiency (conv's if unlisted)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -129,6 +130,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
     vectors = ProfileVectors(
         peak=peak_vector(profile, dtype, mode),
         eff_compute=np.array([eff.fraction("compute", c, dtype) for c in OP_CLASSES]),
+        eff_pointwise=eff.fraction("compute", "conv_pointwise", dtype),
         eff_memory=np.array([eff.fraction("memory", c, dtype) for c in OP_CLASSES]),
         dispatch_s=class_vector(overhead.dispatch_us, 1e-6),
         bandwidth=profile.bandwidth_bytes_per_s(),
@@ -204,7 +206,8 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         flops = np.where(tensor_conv, flops * pad, flops)
     if mode == "fused" and WINOGRAD_3X3_SAVING:
         flops = np.where(_winograd_rows(table) & v.cuda_core_conv[cls], flops / WINOGRAD_3X3_SAVING, flops)
-    compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * v.eff_compute[cls]), 0.0)
+    efficiency = np.where(conv & (table.conv_taps == 1.0), v.eff_pointwise, v.eff_compute[cls])
+    compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * efficiency), 0.0)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)

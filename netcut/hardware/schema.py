@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..dtypes import DTYPE_BYTES
-from ..opclasses import OP_CLASS_FALLBACK, OP_CLASSES
+from ..opclasses import EFFICIENCY_SUBCLASSES, OP_CLASS_FALLBACK, OP_CLASSES
 
 SCHEMA_VERSION = 1
 #: resident threads per SM on every NVIDIA GPU since Maxwell except Turing (1024)
@@ -26,6 +26,8 @@ NonNegative = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 DtypeName = Literal["float32", "float16", "bfloat16", "int8"]
 OpClassOrDefault = Literal[OP_CLASSES + ("default",)]  # type: ignore[valid-type]
+#: efficiency keys: the op classes, their efficiency-only subclasses and ``default``
+EfficiencyKey = Literal[OP_CLASSES + tuple(EFFICIENCY_SUBCLASSES) + ("default",)]  # type: ignore[valid-type]
 ModeName = Literal["eager", "graph", "fused"]
 
 
@@ -38,14 +40,14 @@ class DtypeEfficiency(_Strict):
     tensor-core peak than TF32 convs, and fp16 memory-bound kernels are not twice
     as fast as fp32 ones. Unlisted classes fall back to the dtype-free entries."""
 
-    compute: dict[OpClassOrDefault, Fraction] = Field(default_factory=dict)
+    compute: dict[EfficiencyKey, Fraction] = Field(default_factory=dict)
     memory: dict[OpClassOrDefault, Fraction] = Field(default_factory=dict)
 
 
 class Efficiency(_Strict):
     """Fraction of peak reached, per op class; ``default`` covers unlisted classes."""
 
-    compute: dict[OpClassOrDefault, Fraction]
+    compute: dict[EfficiencyKey, Fraction]
     memory: dict[OpClassOrDefault, Fraction]
     by_dtype: dict[DtypeName, DtypeEfficiency] = Field(default_factory=dict)
 
@@ -55,7 +57,7 @@ class Efficiency(_Strict):
         else the dtype's ``default`` override, else ``default``."""
         base: dict = getattr(self, kind)
         override = getattr(self.by_dtype[dtype], kind) if dtype in self.by_dtype else {}
-        parent = OP_CLASS_FALLBACK.get(op_class)
+        parent = OP_CLASS_FALLBACK.get(op_class) or EFFICIENCY_SUBCLASSES.get(op_class)
         keys = (op_class,) if parent is None else (op_class, parent)
         for key in keys:
             for table in (override, base):

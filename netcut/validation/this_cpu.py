@@ -3,7 +3,8 @@
 Seventeen torchvision classifiers at batch 1, fp32, whole and trimmed at every
 block cut, one folder per chip (``calibration/data/cpu-<profile>/``): the 2-vCPU
 guests these sessions ran on were a Zen 3 on 2026-11-23 and a Zen 4 on 2026-12-04,
-both named "AMD EPYC" (the files written since record ``environment.cpu_id``). The
+both named "AMD EPYC", and a Xeon 6 "Granite Rapids" on 2026-12-05, named "Intel(R)
+Xeon(R) Processor" (the files written since 2026-12 record ``environment.cpu_id``). The
 host CPU of the lent H200 machine (16 vCPUs of a Xeon "Emerald Rapids") was measured
 the same way at 16 and 4 threads (``scripts/measure_device_host_cpu.sh``): it judges
 a datasheet-only profile, ``xeon-emr-16c``, on a chip nobody tuned it for. The
@@ -25,12 +26,14 @@ from .fewshot import FewShotCase
 from .report import Target
 
 #: (data folder, profile, chip, threads) per machine measured, this project's own
-#: 2-vCPU guests first. The Zen 4 was measured three times over: in 4 sweeps over all
+#: 2-vCPU guests first, the newest at the top. The Granite Rapids was measured in 4 sweeps
+#: over all networks, as the Zen 4's best protocol. The Zen 4 was measured three times over: in 4 sweeps over all
 #: networks (scripts/measure_this_cpu.sh with SWEEPS=4), network by network with
 #: ``netcut measure``'s default --keep-memory, and network by network before
 #: --keep-memory existed. The Xeon is the H200 machine's host, priced with the
 #: profile's thread override (``load_hardware(profile, cores=threads)``)
 MACHINES = (
+    ("cpu-xeon-gnr-2c-sweeps", "xeon-gnr-2c", "Xeon 6 Granite Rapids, 4 sweeps", 2),
     ("cpu-epyc-genoa-2c-sweeps", "epyc-genoa-2c", "Zen 4 Genoa, 4 sweeps", 2),
     ("cpu-epyc-genoa-2c-keepmem", "epyc-genoa-2c", "Zen 4 Genoa", 2),
     ("cpu-epyc-genoa-2c", "epyc-genoa-2c", "Zen 4 Genoa, malloc left alone", 2),
@@ -40,6 +43,8 @@ MACHINES = (
 )
 #: what each profile's uncalibrated numbers are (the report's "datasheet-only" rows)
 PROFILE_BASIS = {
+    "xeon-gnr-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
+                   "single-op micro-benchmarks on the chip; nothing from a network",
     "epyc-genoa-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
                      "single-op micro-benchmarks on the chip; nothing from a network",
     "epyc-milan-2c": "datasheet peaks and netcut's generic CPU efficiencies and costs",
@@ -52,7 +57,7 @@ CPU_DATA, CPU_PROFILE, CPU_CHIP, CPU_THREADS = MACHINES[0]
 #: carries how busy the host was in its seconds, which no profile of the chip can know:
 #: on the Zen 4 sweeps, run 2's row medians differ from run 1's by 12.4% MAPE even after
 #: dividing out the uniform shift between the runs, and the row minimums by 4.5%
-JUDGED_ON_MINIMUMS = ("cpu-epyc-genoa-2c-sweeps", "cpu-xeon-emr-16c-t16")
+JUDGED_ON_MINIMUMS = ("cpu-xeon-gnr-2c-sweeps", "cpu-epyc-genoa-2c-sweeps", "cpu-xeon-emr-16c-t16")
 CALIBRATION_MODELS = ("resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "vit_b_16")
 CPU_TARGETS = (Target("mape", "<=", 0.10), Target("within_10", ">=", 0.80))
 
