@@ -21,7 +21,12 @@ fraction of the rate of one with 512; calibration/data/cpu-epyc-genoa-2c/README.
 runs grouped 3x3 convolutions over group widths 4-64 at ResNeXt-like stage shapes,
 alone: the conv_grouped efficiency comes from it (one grouped conv cannot stand for
 the class: at group width 4 it reaches about 0.4 of its rate at width 16).
-``hwmodels/epyc-genoa-2c.yaml``
+``--occupancy-scan`` times dense 3x3 convs C -> C (C = 64-512) at 56x56 down to 7x7 and
+fits how the rate falls with the outputs written: a conv with n outputs runs
+(1 + s / n) times slower than with many (the CPU profile's ``saturation_outputs``).
+``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
+dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
+``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
 takes its efficiencies, dispatch costs and bandwidths from a run saved in
 ``calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json`` (malloc thresholds pinned, as
 ``netcut measure`` does by default; ``cpu-epyc-genoa-2c-micro.json`` is an earlier run
@@ -168,6 +173,45 @@ def _conv_scan(repeats: int) -> list[dict]:
 
 #: (channels, output size) of the grouped 3x3 convs scanned, at each group width: the
 #: stage shapes of a ResNeXt-like backbone at 224x224
+#: dense 3x3 convs C -> C over sizes: how a conv's rate falls as its outputs shrink
+OCCUPANCY_CHANNELS = (64, 128, 256, 512)
+OCCUPANCY_SIZES = (56, 28, 14, 7)
+#: the largest input the scan times (64 x 56 x 56 x 2 elements: 512 @ 56 takes seconds)
+OCCUPANCY_MAX_INPUT = 64 * 56 * 56 * 2
+
+
+def _occupancy_scan(repeats: int) -> list[dict]:
+    """Dense 3x3 convs (no bias) at every channel count and size of the grid, timed alone."""
+    out = []
+    for channels in OCCUPANCY_CHANNELS:
+        for size in OCCUPANCY_SIZES:
+            if channels * size * size > OCCUPANCY_MAX_INPUT:
+                continue
+            conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+            ms = _time(conv, [torch.randn(1, channels, size, size)], repeats)
+            out.append({"channels": channels, "size": size, "ms": ms,
+                        "outputs": channels * size * size,
+                        "flops": 2.0 * channels * channels * 9 * size * size})
+    return out
+
+
+def occupancy_fit(scan: list[dict]) -> dict:
+    """Least squares of ms = a x FLOPs + b x FLOPs / outputs over the scan: a conv with n
+    outputs runs (1 + s / n) times slower than its rate at many outputs, s = b / a (the
+    ``saturation_outputs`` of a CPU profile, at the threads the scan ran with)."""
+    import numpy as np
+
+    flops = np.array([r["flops"] for r in scan])
+    per_output = flops / np.array([r["outputs"] for r in scan])
+    ms = np.array([r["ms"] for r in scan])
+    # relative errors: weight each row by 1 / its time
+    design = np.stack([flops, per_output], axis=1) / ms[:, None]
+    (a, b), *_ = np.linalg.lstsq(design, np.ones_like(ms), rcond=None)
+    fitted = flops * a + per_output * b
+    return {"saturation_outputs": float(b / a), "gflops_per_s_at_many_outputs": float(1e-6 / a),
+            "mape": float(np.mean(np.abs(fitted / ms - 1)))}
+
+
 GROUPED_SCAN = ((128, 56), (256, 28), (512, 14), (1024, 7))
 GROUP_WIDTHS = (4, 8, 16, 32, 64)
 
@@ -193,6 +237,8 @@ def main(argv=None) -> int:
                         help="only the dense conv scan (JSON on stdout)")
     parser.add_argument("--grouped-scan", action="store_true",
                         help="only the grouped conv scan (JSON on stdout)")
+    parser.add_argument("--occupancy-scan", action="store_true",
+                        help="only the dense 3x3 conv scan over sizes (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
@@ -203,6 +249,12 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     if args.conv_scan:
         json.dump({"machine": _machine(memory, args), "dense_conv_scan": _conv_scan(args.repeats)},
+                  sys.stdout, indent=1)
+        print()
+        return 0
+    if args.occupancy_scan:
+        scan = _occupancy_scan(args.repeats)
+        json.dump({"machine": _machine(memory, args), "occupancy_scan": scan, "fit": occupancy_fit(scan)},
                   sys.stdout, indent=1)
         print()
         return 0

@@ -253,23 +253,48 @@ def test_a_1x1_conv_takes_conv_pointwise_and_a_kxk_conv_takes_conv():
     from netcut.estimate.roofline import price_rows
 
     profile = load_hardware("xeon-gnr-2c")
-    assert profile.efficiency.compute["conv_pointwise"] == 0.39
-    assert profile.efficiency.compute["conv"] == 0.61
+    assert profile.efficiency.compute["conv_pointwise"] == 0.41
+    assert profile.efficiency.compute["conv"] == 0.63
+    compute = profile.compute.model_copy(update={"saturation_outputs_per_core": None})
+    profile = profile.model_copy(update={"compute": compute})  # no occupancy term here
     peak = 256.0e9 * (1 + 0.85)  # 2 cores at thread efficiency 0.85: 473.6 GFLOP/s
     pointwise = trace(nn.Conv2d(64, 64, 1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
     square = trace(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
-    # 1x1: 2 x 64 x 64 x 196 = 1,605,632 FLOPs at 0.39 x 473.6e9 -> 8.69 us
+    # 1x1: 2 x 64 x 64 x 196 = 1,605,632 FLOPs at 0.41 x 473.6e9 -> 8.27 us
     assert pointwise.flops[0] == 2 * 64 * 64 * 196
     assert price_rows(pointwise, profile, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 196 / (0.39 * peak), rel=1e-9)
-    # 3x3: 9x the FLOPs (14,450,688) at 0.61 x 473.6e9 -> 50.0 us
+        2 * 64 * 64 * 196 / (0.41 * peak), rel=1e-9)
+    # 3x3: 9x the FLOPs (14,450,688) at 0.63 x 473.6e9 -> 48.4 us
     assert price_rows(square, profile, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 9 * 196 / (0.61 * peak), rel=1e-9)
+        2 * 64 * 64 * 9 * 196 / (0.63 * peak), rel=1e-9)
     compute = dict(profile.efficiency.compute)
     del compute["conv_pointwise"]
     plain = profile.model_copy(update={"efficiency": profile.efficiency.model_copy(update={"compute": compute})})
     assert price_rows(pointwise, plain, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 196 / (0.61 * peak), rel=1e-9)
+        2 * 64 * 64 * 196 / (0.63 * peak), rel=1e-9)
+
+
+def test_a_cpu_conv_with_few_outputs_pays_the_occupancy_term():
+    """A CPU profile's ``saturation_outputs_per_core`` slows a conv with n outputs by
+    (1 + cores x per_core / n); the thread override scales it; no entry, no term."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.compute.saturation_outputs_per_core == 5650
+    assert load_hardware("xeon-gnr-2c", cores=1).saturation_outputs() == 5650
+    assert load_hardware("epyc-milan-2c").saturation_outputs() == 0.0
+    small = trace(nn.Conv2d(512, 512, 3, padding=1, bias=False), (512, 7, 7)).at(batch=1, dtype="float32")
+    # 2 x 512 x 512 x 9 x 49 = 231,211,008 FLOPs at 0.63 x 473.6e9 = 775 us, times
+    # (1 + 11,300 / 25,088 outputs) = 1.450: 1.124 ms (the scan timed 1.088 ms)
+    flops = 2 * 512 * 512 * 9 * 49
+    expected = flops / (0.63 * 256.0e9 * 1.85) * (1 + 2 * 5650 / (512 * 49))
+    assert price_rows(small, profile, "eager").compute_s[0] == pytest.approx(expected, rel=1e-9)
+    compute = profile.compute.model_copy(update={"saturation_outputs_per_core": None})
+    plain = profile.model_copy(update={"compute": compute})
+    assert price_rows(small, plain, "eager").compute_s[0] == pytest.approx(
+        flops / (0.63 * 256.0e9 * 1.85), rel=1e-9)
 
 
 def test_dtype_overrides_take_precedence_in_documented_order():

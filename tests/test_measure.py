@@ -313,3 +313,24 @@ def test_cpu_microbench_grouped_scan_counts_what_it_times(monkeypatch):
     assert [r["group_width"] for r in rows] == [2, 4]
     assert rows[0]["flops"] == 2 * 8 * 2 * 9 * 16 and rows[1]["flops"] == 2 * rows[0]["flops"]
     assert all(r["ms"] > 0 for r in rows)
+
+
+def test_cpu_microbench_occupancy_scan_and_fit(monkeypatch):
+    """scripts/cpu_microbench.py --occupancy-scan: every (channels, size) of the grid under
+    the input cap, with the 3x3 conv's FLOPs and outputs; the fit recovers the occupancy
+    term from times made with a known one."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "OCCUPANCY_CHANNELS", (2, 4))
+    monkeypatch.setattr(bench, "OCCUPANCY_SIZES", (8, 4))
+    monkeypatch.setattr(bench, "OCCUPANCY_MAX_INPUT", 2 * 8 * 8)  # drops 4 channels @ 8x8
+    rows = bench._occupancy_scan(1)
+    assert [(r["channels"], r["size"]) for r in rows] == [(2, 8), (2, 4), (4, 4)]
+    assert rows[1]["flops"] == 2 * 2 * 2 * 9 * 16 and rows[1]["outputs"] == 2 * 16
+    assert all(r["ms"] > 0 for r in rows)
+    # 100 GFLOP/s and s = 5,000 outputs: ms = FLOPs / 1e8 x (1 + 5000 / outputs)
+    synthetic = [{"flops": f, "outputs": o, "ms": f / 1e8 * (1 + 5000 / o)}
+                 for f, o in ((2e8, 2e5), (5e7, 5e4), (2.5e7, 1.25e4), (1e7, 3e3))]
+    fit = bench.occupancy_fit(synthetic)
+    assert fit["saturation_outputs"] == pytest.approx(5000, rel=1e-9)
+    assert fit["gflops_per_s_at_many_outputs"] == pytest.approx(100, rel=1e-9)
+    assert fit["mape"] < 1e-9

@@ -168,6 +168,11 @@ class CpuCompute(_ComputeBase):
     thread_efficiency: Fraction = Field(
         0.85, description="parallel efficiency of a multi-threaded op (1 = linear scaling)"
     )
+    saturation_outputs_per_core: Positive | None = Field(
+        None, description="outputs per thread a dense or grouped conv needs to reach its listed "
+        "efficiency: with n outputs it runs (1 + cores x this / n) times slower (fitted to a "
+        "micro-benchmark scan, scripts/cpu_microbench.py --occupancy-scan). None = no such term"
+    )
 
     @model_validator(mode="after")
     def _units(self) -> "CpuCompute":
@@ -285,8 +290,10 @@ class CpuProfile(_ProfileBase):
         return (self.memory.l2_cache_mib or 0.0) * self.compute.max_cores * 2**20
 
     def saturation_outputs(self) -> float:
-        """CPUs: no occupancy term (0) unless a profile is fitted with one."""
-        return 0.0
+        """Outputs a conv needs to run at its listed efficiency with ``cores`` threads
+        (each thread needs its share); 0 = no occupancy term."""
+        per_core = self.compute.saturation_outputs_per_core
+        return per_core * self.compute.cores if per_core else 0.0
 
     def dtypes(self) -> list[str]:
         return sorted({d for t in self.compute.peak_gflops_per_core.values() for d in t})
