@@ -221,6 +221,18 @@ def test_the_conv_scale_moves_pointwise_convs_too():
     assert fitted.efficiency.compute["conv"] == pytest.approx(0.63 * 1.3, rel=1e-3)
 
 
+def test_the_network_scale_is_recovered_and_skipped_where_a_profile_has_no_such_term(cpu):
+    """``network`` scales ``memory.network_bandwidth_gbs_per_core``: rows priced with it x2
+    give it back; on a profile without the field no row depends on it."""
+    base = load_hardware("xeon-gnr-2c")
+    rows, _ = _measured_on(base, {"compute": 0.9, "network": 2.0}, _rows())
+    cal = Calibrator(base, params=["compute", "network"]).fit(rows)
+    assert cal.profile_.memory.network_bandwidth_gbs_per_core == pytest.approx(2.0 * 27.96, rel=1e-3)
+    assert cpu.memory.network_bandwidth_gbs_per_core is None
+    plain = Calibrator(cpu).fit(_measured_on(cpu, {"compute": 0.8}, _rows())[0])
+    assert "network" in plain.results_.summary()["skipped"]
+
+
 def test_dispatch_leaves_a_cpus_conv_setup_alone_but_not_a_gpus(cpu):
     """On a CPU, ``dispatch`` scales every op's fixed cost except the grouped and
     depthwise convs' library setup (``conv_dispatch`` still covers those); on a GPU the

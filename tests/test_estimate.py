@@ -297,6 +297,28 @@ def test_a_cpu_conv_with_few_outputs_pays_the_occupancy_term():
         flops / (0.63 * 256.0e9 * 1.85), rel=1e-9)
 
 
+def test_a_cpu_op_inside_a_network_moves_its_traffic_once_more():
+    """``memory.network_bandwidth_gbs_per_core`` adds each row's whole traffic at that
+    bandwidth (times the cores) to its roofline time; a profile without it adds nothing."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.memory.network_bandwidth_gbs_per_core == 27.96
+    table = trace(nn.ReLU(), (64, 56, 56)).at(batch=1, dtype="float32")
+    costs = price_rows(table, profile, "eager")
+    traffic = 2 * 64 * 56 * 56 * 4  # 802,816 bytes read + the same written
+    assert table.bytes_read[0] + table.bytes_written[0] == traffic
+    # 802,816 B at 2 x 27.96 GB/s = 14.4 us on top of the roofline
+    extra = traffic / (2 * 27.96e9)
+    roof = max(costs.compute_s[0], costs.memory_s[0])
+    assert costs.device_s[0] == pytest.approx(roof + extra, rel=1e-9)
+    memory = profile.memory.model_copy(update={"network_bandwidth_gbs_per_core": None})
+    plain = profile.model_copy(update={"memory": memory})
+    assert price_rows(table, plain, "eager").device_s[0] == pytest.approx(roof, rel=1e-9)
+
+
 def test_dtype_overrides_take_precedence_in_documented_order():
     from netcut.hardware.schema import Efficiency
 

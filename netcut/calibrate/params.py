@@ -64,6 +64,11 @@ CATALOGUE: tuple[FreeParam, ...] = (
               eager_only=True, linear=True, cpu_excludes=CPU_CONV_SETUP),
     FreeParam("kernel", ("overhead.*.kernel_us", "overhead.*.kernel_us_by_dtype.*"),
               "fixed device time per kernel", gpu_only=True, linear=True),
+    # before ``memory``: both price traffic, so the rows cannot tell them apart and the
+    # first one offered is fitted; ``memory`` cannot go past an efficiency of 1
+    FreeParam("network", ("memory.network_bandwidth_gbs_per_core",),
+              "the bandwidth an op's traffic moves at again inside a network (CPU profiles "
+              "that list it)"),
     FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
     FreeParam("conv", _eff("compute", "conv", "conv_pointwise"), "dense convolutions' share of peak",
               fraction=True),

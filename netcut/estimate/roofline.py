@@ -113,6 +113,7 @@ class ProfileVectors:
     cache_bandwidth: float = 0.0  # CPU: bytes/s of cache-resident traffic (0: none given)
     cache_bytes: float = 0.0  # CPU: the last-level cache
     eff_pointwise: float = float("nan")  # 1x1 dense convs' compute efficiency (conv's if unlisted)
+    network_bandwidth: float = 0.0  # CPU: bytes/s every op's traffic moves at again (0: none)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -142,6 +143,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
                                  for c in OP_CLASSES]),
         cache_bandwidth=profile.cache_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         cache_bytes=profile.cache_bytes() if profile.kind == "cpu" else 0.0,
+        network_bandwidth=profile.network_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
     )
     if cache is not None:
         cache[key] = vectors
@@ -241,6 +243,10 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         kernels = np.where(folded, 0.0, kernels)
     kernel_s = kernels * v.kernel_s
     device_s = np.maximum(compute_s, memory_s) + bias_s + kernel_s
+    if v.network_bandwidth > 0:
+        # inside a network an op finds its inputs and weights in the shared cache or DRAM,
+        # not in the core's own caches as when it is timed alone
+        device_s = device_s + traffic / v.network_bandwidth
     host_s = v.dispatch_s[cls]
     if mode == "fused":  # an engine enqueues only the kernels left after folding
         host_s = np.where(kernels > 0, host_s, 0.0)

@@ -113,6 +113,11 @@ class Memory(_Strict):
         None, description="CPU only: bandwidth one core gets from its caches; traffic that fits "
         "in the last-level cache is priced at it (see docs/hardware-schema.md#cpu-caches)"
     )
+    network_bandwidth_gbs_per_core: Positive | None = Field(
+        None, description="CPU only: inside a network every op's traffic (inputs, weights, "
+        "outputs) moves once more at this bandwidth, added to its roofline time; single ops "
+        "timed alone do not pay it (see docs/hardware-schema.md#cpu-caches). None = no such term"
+    )
 
 
 class _ComputeBase(_Strict):
@@ -281,6 +286,11 @@ class CpuProfile(_ProfileBase):
     def cache_bandwidth_bytes_per_s(self) -> float:
         """Bandwidth of cache-resident traffic (0: the profile prices everything at DRAM's)."""
         per_core = self.memory.cache_bandwidth_gbs_per_core
+        return per_core * self.compute.cores * 1e9 if per_core else 0.0
+
+    def network_bandwidth_bytes_per_s(self) -> float:
+        """In-network traffic's extra bandwidth (0: no such term)."""
+        per_core = self.memory.network_bandwidth_gbs_per_core
         return per_core * self.compute.cores * 1e9 if per_core else 0.0
 
     def cache_bytes(self) -> float:
