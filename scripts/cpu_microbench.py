@@ -40,6 +40,7 @@ import json
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -199,8 +200,6 @@ def occupancy_fit(scan: list[dict]) -> dict:
     """Least squares of ms = a x FLOPs + b x FLOPs / outputs over the scan: a conv with n
     outputs runs (1 + s / n) times slower than its rate at many outputs, s = b / a (the
     ``saturation_outputs`` of a CPU profile, at the threads the scan ran with)."""
-    import numpy as np
-
     flops = np.array([r["flops"] for r in scan])
     per_output = flops / np.array([r["outputs"] for r in scan])
     ms = np.array([r["ms"] for r in scan])

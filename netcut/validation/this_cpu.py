@@ -27,10 +27,10 @@ from .report import Target
 
 #: (data folder, profile, chip, threads) per machine measured, this project's own
 #: 2-vCPU guests first, the newest at the top. The Granite Rapids was measured in 4 sweeps
-#: over all networks, as the Zen 4's best protocol. The Zen 4 was measured three times over: in 4 sweeps over all
-#: networks (scripts/measure_this_cpu.sh with SWEEPS=4), network by network with
-#: ``netcut measure``'s default --keep-memory, and network by network before
-#: --keep-memory existed. The Xeon is the H200 machine's host, priced with the
+#: over all networks, the Zen 4's best protocol. The Zen 4 was measured three times over:
+#: in 4 sweeps over all networks (scripts/measure_this_cpu.sh with SWEEPS=4), network
+#: by network with ``netcut measure``'s default --keep-memory, and network by network
+#: before --keep-memory existed. The Xeon is the H200 machine's host, priced with the
 #: profile's thread override (``load_hardware(profile, cores=threads)``)
 MACHINES = (
     ("cpu-xeon-gnr-2c-sweeps", "xeon-gnr-2c", "Xeon 6 Granite Rapids, 4 sweeps", 2),
