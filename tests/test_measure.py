@@ -334,3 +334,35 @@ def test_cpu_microbench_occupancy_scan_and_fit(monkeypatch):
     assert fit["saturation_outputs"] == pytest.approx(5000, rel=1e-9)
     assert fit["gflops_per_s_at_many_outputs"] == pytest.approx(100, rel=1e-9)
     assert fit["mape"] < 1e-9
+
+
+def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
+    """scripts/cpu_profile_numbers.py derives, from the committed micro-benchmark files,
+    exactly the efficiencies, per-op costs, bandwidths and occupancy term that
+    hwmodels/xeon-gnr-2c.yaml ships: its numbers are regenerated, not typed in."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from netcut import load_hardware
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("cpu_profile_numbers", root / "scripts" / "cpu_profile_numbers.py")
+    numbers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(numbers)
+    data = root / "calibration" / "data"
+
+    def load(name):
+        return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
+
+    derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0)
+    profile = load_hardware("xeon-gnr-2c")
+    for cls, value in derived["efficiency"]["compute"].items():
+        assert profile.efficiency.compute[cls] == value, cls
+    for cls, value in derived["efficiency"]["memory"].items():
+        assert profile.efficiency.memory[cls] == value, cls
+    assert dict(profile.overhead["eager"].dispatch_us) == derived["dispatch_us"]
+    for field, value in derived["memory"].items():
+        assert getattr(profile.memory, field) == value, field
+    assert profile.compute.saturation_outputs_per_core == derived["saturation_outputs_per_core"]
+    assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0

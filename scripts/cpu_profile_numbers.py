@@ -1,0 +1,145 @@
+"""The numbers a CPU profile takes from its micro-benchmarks, derived by one written rule.
+
+    .venv/bin/python scripts/cpu_profile_numbers.py \\
+        calibration/data/cpu-xeon-gnr-2c-micro-keepmem.json \\
+        --grouped calibration/data/cpu-xeon-gnr-2c-grouped-scan.json \\
+        --occupancy calibration/data/cpu-xeon-gnr-2c-occupancy-scan.json \\
+        --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
+
+Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
+(``scripts/cpu_microbench.py`` writes the inputs). The rule, as the sources of
+``hwmodels/xeon-gnr-2c.yaml`` state it:
+
+- peak = peak per core x (1 + (cores - 1) x thread efficiency);
+- a conv's share of peak is its FLOPs over (time - its class's fixed cost per call);
+  dense and grouped convs are then multiplied by (1 + s / outputs), undoing the
+  occupancy term s (``--occupancy``: the scan's fit, rounded to 10 per core);
+- ``conv``: the median over the dense convs with a kxk filter (k > 1), stems included;
+  ``conv_pointwise``: over the 1x1 convs; ``conv_grouped``: over the grouped scan;
+  ``conv_depthwise``: over the depthwise ops; ``matmul``: the compute-bound linear;
+- ``pool``/``pool_max``: the average/max pool's rate over the peak;
+- memory ``default``: the median elementwise rate over the 4 MiB copy rate (capped at
+  1), ``norm``: the same over batchnorm and layernorm;
+- dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool);
+- bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network term).
+
+Rounded as the profile writes them. ``tests/test_measure.py`` checks that the shipped
+``xeon-gnr-2c`` profile holds exactly these numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+#: micro-benchmark op names, by the class they stand for
+ELEMENTWISE_OPS = ("relu @112", "hardswish @112", "silu @112", "add @56", "cat 2x @56")
+NORM_OPS = ("batchnorm @112", "layernorm 768 x197")
+DEPTHWISE_OPS = ("depthwise 3x3 144 @56", "depthwise 5x5 240 @14")
+MATMUL_OP = "linear 768-3072 x197"  # the one-row linear is memory-bound: the memory side prices it
+AVG_POOL_OP, MAX_POOL_OP = "avgpool 2x2 @56", "maxpool 3x3 s2 @112"
+
+
+def _bench():
+    """scripts/cpu_microbench.py as a module: its op list gives each op's module and input."""
+    path = Path(__file__).resolve().with_name("cpu_microbench.py")
+    spec = importlib.util.spec_from_file_location("cpu_microbench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dense_convs() -> dict[str, tuple[int, int]]:
+    """Each dense conv of the micro-benchmark: (kernel taps, outputs written)."""
+    out = {}
+    for name, _, module, shape in _bench()._ops():
+        if isinstance(module, torch.nn.Conv2d) and module.groups == 1:
+            with torch.no_grad():
+                outputs = module(torch.zeros(shape)).numel()
+            out[name] = (module.kernel_size[0] * module.kernel_size[1], outputs)
+    return out
+
+
+def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
+           cores: int = 2, thread_efficiency: float = 0.85) -> dict:
+    """The profile entries (see the module docstring for the rule)."""
+    peak = peak_per_core * (1 + (cores - 1) * thread_efficiency)  # GFLOP/s
+    ops = {r["op"]: r for r in micro["ops"]}
+    fixed = micro["fixed_us"]
+    per_core = round(occupancy["fit"]["saturation_outputs"] / cores, -1) if occupancy else 0.0
+    s = per_core * cores
+
+    def share(flops: float, ms: float, fixed_us: float, outputs: float = 0.0) -> float:
+        rate = flops / ((ms - fixed_us / 1e3) * 1e6)  # GFLOP/s after the fixed cost
+        return rate / peak * (1 + s / outputs if outputs else 1.0)
+
+    dense = _dense_convs()
+    kxk = [share(ops[n]["flops"], ops[n]["ms"], fixed["conv"], o) for n, (taps, o) in dense.items() if taps > 1]
+    pointwise = [share(ops[n]["flops"], ops[n]["ms"], fixed["conv"], o)
+                 for n, (taps, o) in dense.items() if taps == 1]
+    compute = {"conv": statistics.median(kxk), "conv_pointwise": statistics.median(pointwise)}
+    if grouped:
+        g_fixed = grouped["fixed_us"]["conv_grouped"]
+        compute["conv_grouped"] = statistics.median(
+            share(r["flops"], r["ms"], g_fixed, r["channels"] * r["size"] ** 2)
+            for r in grouped["grouped_conv_scan"])
+    compute["conv_depthwise"] = statistics.median(
+        share(ops[n]["flops"], ops[n]["ms"], fixed["conv_depthwise"]) for n in DEPTHWISE_OPS)
+    compute["matmul"] = share(ops[MATMUL_OP]["flops"], ops[MATMUL_OP]["ms"], fixed["matmul"])
+    compute["pool"] = ops[AVG_POOL_OP]["gflops_per_s"] / peak
+    compute["pool_max"] = ops[MAX_POOL_OP]["gflops_per_s"] / peak
+    cache = micro["bandwidth"]["copy_4MiB_gbs"]
+    memory = {"default": min(1.0, statistics.median(ops[n]["gb_per_s"] for n in ELEMENTWISE_OPS) / cache),
+              "norm": statistics.median(ops[n]["gb_per_s"] for n in NORM_OPS) / cache}
+    dispatch = {"default": fixed["elementwise"], "view": fixed["view"], "conv": fixed["conv"],
+                "conv_grouped": fixed["conv_grouped"], "conv_depthwise": fixed["conv_depthwise"],
+                "matmul": fixed["matmul"], "norm": fixed["norm"], "pool": fixed["pool"],
+                "pool_max": fixed["pool"]}
+    out = {
+        "efficiency": {
+            "compute": {k: round(v, 4 if k.startswith("pool") else 2) for k, v in compute.items()},
+            "memory": {k: round(v, 2) for k, v in memory.items()},
+        },
+        "dispatch_us": {k: round(v, 2 if v < 1 else 1) for k, v in dispatch.items()},
+        "memory": {"bandwidth_gbs_per_core": round(micro["bandwidth"]["copy_1GiB_gbs"] / cores, 2),
+                   "cache_bandwidth_gbs_per_core": round(cache / cores, 2),
+                   "network_bandwidth_gbs_per_core": round(cache / cores, 2)},
+    }
+    if occupancy:
+        out["saturation_outputs_per_core"] = per_core
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("micro", type=Path, help="cpu_microbench.py --json output")
+    parser.add_argument("--grouped", type=Path, help="cpu_microbench.py --grouped-scan output")
+    parser.add_argument("--occupancy", type=Path, help="cpu_microbench.py --occupancy-scan output")
+    parser.add_argument("--peak-gflops-per-core", type=float, required=True)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--thread-efficiency", type=float, default=0.85)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    def load(path):
+        return json.loads(path.read_text()) if path else None
+
+    out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
+                 args.cores, args.thread_efficiency)
+    if args.json:
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    else:
+        for section, values in out.items():
+            print(f"{section}: {values}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
