@@ -279,16 +279,20 @@ def test_sweeps_that_do_not_match_are_refused(tmp_path):
         merge_sweeps([a])
 
 
-def _microbench():
-    """scripts/cpu_microbench.py as a module (scripts/ is not a package)."""
+def _script(name: str):
+    """scripts/NAME.py as a module (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "cpu_microbench.py"
-    spec = importlib.util.spec_from_file_location("cpu_microbench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _microbench():
+    return _script("cpu_microbench")
 
 
 def test_cpu_microbench_conv_scan_counts_what_it_times(monkeypatch):
@@ -340,17 +344,13 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     """scripts/cpu_profile_numbers.py derives, from the committed micro-benchmark files,
     exactly the efficiencies, per-op costs, bandwidths and occupancy term that
     hwmodels/xeon-gnr-2c.yaml ships: its numbers are regenerated, not typed in."""
-    import importlib.util
     import json
     from pathlib import Path
 
     from netcut import load_hardware
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("cpu_profile_numbers", root / "scripts" / "cpu_profile_numbers.py")
-    numbers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(numbers)
-    data = root / "calibration" / "data"
+    numbers = _script("cpu_profile_numbers")
+    data = Path(__file__).resolve().parents[1] / "calibration" / "data"
 
     def load(name):
         return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
