@@ -319,6 +319,54 @@ def test_a_cpu_op_inside_a_network_moves_its_traffic_once_more():
     assert price_rows(table, plain, "eager").device_s[0] == pytest.approx(roof, rel=1e-9)
 
 
+def test_channel_block_factor_rounds_each_conv_kind_up_to_whole_blocks():
+    """Dense convs round input and output channels, depthwise their channels, grouped
+    their outputs; counts below the block (an RGB stem's 3) and non-convs stay as they are."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import channel_block_factor
+
+    table = trace(nn.Sequential(
+        nn.Conv2d(3, 58, 3),                  # stem: 3 stays, 58 -> 64: 64/58
+        nn.Conv2d(58, 58, 1),                 # dense: (64/58)^2
+        nn.Conv2d(58, 58, 3, groups=58),      # depthwise: 64/58
+        nn.Conv2d(58, 64, 1),                 # dense, output on the block: 64/58
+        nn.Conv2d(64, 72, 3, groups=4),       # grouped: outputs 72 -> 80: 80/72
+        nn.ReLU(),                            # not a conv: 1
+        nn.Conv2d(72, 80, 1),                 # 72 -> 80 in, 80 out: 80/72
+        nn.Conv2d(80, 96, 1),                 # both on the block: 1
+    ), (3, 32, 32))
+    expected = [64 / 58, (64 / 58) ** 2, 64 / 58, 64 / 58, 80 / 72, 1.0, 80 / 72, 1.0]
+    assert channel_block_factor(table, 16.0) == pytest.approx(expected, rel=1e-12)
+    assert channel_block_factor(table, 0.0) == pytest.approx([1.0] * 8)
+    assert list(table.out_channels) == [58, 58, 58, 64, 72, 72, 80, 96]
+
+
+def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
+    """With ``compute.channel_block`` a 58 -> 58 1x1 conv costs the FLOPs of 64 -> 64
+    (on the Xeon 6 guest 58 -> 58 at 56x56 took 1.45x as long as 64 -> 64,
+    calibration/data/cpu-xeon-gnr-2c-alignment-scan.json); a profile without it prices
+    the conv's own FLOPs."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.compute.channel_block == 16
+    assert load_hardware("epyc-milan-2c").compute.channel_block is None  # AVX2: not set
+    odd = trace(nn.Conv2d(58, 58, 1, bias=False), (58, 56, 56)).at(batch=1, dtype="float32")
+    # 2 x 58 x 58 x 3136 = 21,100,288 FLOPs priced as 2 x 64 x 64 x 3136 = 25,690,112
+    # at conv_pointwise 0.41 x 473.6 GFLOP/s, times the occupancy term of its own
+    # 181,888 outputs (1 + 11,300 / 181,888 = 1.062): 141 us
+    assert odd.flops[0] == 2 * 58 * 58 * 3136
+    padded = price_rows(odd, profile, "eager").compute_s[0]
+    assert padded == pytest.approx(2 * 64 * 64 * 3136 / (0.41 * 473.6e9) * (1 + 11300 / (58 * 3136)),
+                                   rel=1e-9)
+    compute = profile.compute.model_copy(update={"channel_block": None})
+    plain = profile.model_copy(update={"compute": compute})
+    assert price_rows(odd, plain, "eager").compute_s[0] == pytest.approx(padded * (58 / 64) ** 2, rel=1e-9)
+
+
 def test_dtype_overrides_take_precedence_in_documented_order():
     from netcut.hardware.schema import Efficiency
 

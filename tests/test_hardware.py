@@ -153,6 +153,7 @@ BROKEN = {
     "unsourced_number": (_mutated(_drop("sources", "memory.l3_cache_mib")),
                          ["memory.l3_cache_mib", "source"]),
     "unknown_key": (_mutated(_set("colour", "red")), ["colour"]),
+    "channel_block_zero": (_mutated(_set("compute", "channel_block", 0)), ["compute.channel_block", "0"]),
 }
 
 

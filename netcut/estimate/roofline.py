@@ -40,6 +40,8 @@ WINOGRAD_3X3_SAVING = 2.25
 #: Matmuls are left out: at batch 1 they are matrix-vector products that libraries
 #: split along the reduction, and they are memory-bound anyway.
 SATURATING_CLASSES = ("conv", "conv_grouped")
+#: op classes a CPU conv library runs in its blocked channel layout (``channel_block``)
+BLOCKED_CLASSES = ("conv", "conv_grouped", "conv_depthwise")
 #: A GPU conv with a bias, run by PyTorch (eager or CUDA graph), is two kernels: cuDNN's
 #: convolution, then a broadcast add of the bias that reads and writes the whole output
 #: again (ATen's _convolution adds it apart; torch.profiler shows the extra
@@ -114,6 +116,7 @@ class ProfileVectors:
     cache_bytes: float = 0.0  # CPU: the last-level cache
     eff_pointwise: float = float("nan")  # 1x1 dense convs' compute efficiency (conv's if unlisted)
     network_bandwidth: float = 0.0  # CPU: bytes/s every op's traffic moves at again (0: none)
+    channel_block: float = 0.0  # CPU: channels per vector block of conv layouts (0: none)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -144,6 +147,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         cache_bandwidth=profile.cache_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         cache_bytes=profile.cache_bytes() if profile.kind == "cpu" else 0.0,
         network_bandwidth=profile.network_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
+        channel_block=float(getattr(profile.compute, "channel_block", None) or 0.0),
     )
     if cache is not None:
         cache[key] = vectors
@@ -161,6 +165,8 @@ def _winograd_rows(table: LayerTable) -> np.ndarray:
 
 
 _SATURATING_IDX = np.array([OP_CLASSES.index(c) for c in SATURATING_CLASSES])
+_BLOCKED_IDX = np.array([OP_CLASSES.index(c) for c in BLOCKED_CLASSES])
+_DEPTHWISE_IDX = OP_CLASSES.index("conv_depthwise")
 _FUSED_IDX = np.array([OP_CLASSES.index(c) for c in FUSED_AWAY])
 
 
@@ -180,6 +186,30 @@ def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors) -> 
     act_bw = np.where(activations <= v.cache_bytes, v.cache_bandwidth, v.bandwidth)
     weight_bw = v.cache_bandwidth if weights.sum() <= v.cache_bytes else v.bandwidth
     return activations / act_bw + weights / weight_bw
+
+
+def channel_block_factor(table: LayerTable, block: float) -> np.ndarray:
+    """Per row, how many times its FLOPs grow when a conv's channels are rounded up to a
+    multiple of ``block`` (1 elsewhere): the conv library computes whole blocks.
+
+    Dense convs round their input and output channels, depthwise convs their channels,
+    grouped convs their output channels. A count below the block (an RGB stem's 3) is
+    left as it is: libraries give such convs kernels of their own, and on the Xeon 6
+    guest a 3 -> 64 7x7 stem ran at the rate of a 64 -> 64 3x3 conv
+    (calibration/data/cpu-xeon-gnr-2c-micro-keepmem.json).
+    """
+    factor = np.ones(len(table.names))
+    blocked = np.isin(table.op_class_idx, _BLOCKED_IDX)
+    if not block or not blocked.any():
+        return factor
+    depthwise = table.op_class_idx == _DEPTHWISE_IDX
+    for channels, rounded in ((table.in_channels, blocked & (table.op_class_idx == _CONV_IDX)),
+                              (table.in_channels, depthwise),
+                              (table.out_channels, blocked & ~depthwise)):
+        padded = np.ceil(channels / block) * block
+        grows = rounded & (channels >= block)
+        factor = np.where(grows, factor * padded / np.maximum(channels, 1.0), factor)
+    return factor
 
 
 def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
@@ -206,6 +236,8 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         cin = np.maximum(table.in_channels, 1.0)
         pad = np.ceil(cin / CONV_CHANNEL_TILE) * CONV_CHANNEL_TILE / cin
         flops = np.where(tensor_conv, flops * pad, flops)
+    if v.channel_block:
+        flops = flops * channel_block_factor(table, v.channel_block)
     if mode == "fused" and WINOGRAD_3X3_SAVING:
         flops = np.where(_winograd_rows(table) & v.cuda_core_conv[cls], flops / WINOGRAD_3X3_SAVING, flops)
     efficiency = np.where(conv & (table.conv_taps == 1.0), v.eff_pointwise, v.eff_compute[cls])

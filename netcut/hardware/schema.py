@@ -178,6 +178,12 @@ class CpuCompute(_ComputeBase):
         "efficiency: with n outputs it runs (1 + cores x this / n) times slower (fitted to a "
         "micro-benchmark scan, scripts/cpu_microbench.py --occupancy-scan). None = no such term"
     )
+    channel_block: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="channels the conv library packs per vector block (16 fp32 lanes of "
+        "AVX-512 in oneDNN's blocked layouts): a conv's FLOPs are priced with its channels "
+        "rounded up to a multiple of it (see docs/hardware-schema.md#channel-blocks). None = no "
+        "rounding"
+    )
 
     @model_validator(mode="after")
     def _units(self) -> "CpuCompute":

@@ -84,7 +84,7 @@ class LayerTable:
             batch=self.batch if batch is None else int(batch),
             dtype=self.dtype if dtype is None else normalize_dtype(dtype),
         )
-        for cached in ("in_channels", "conv_taps", "is_batch_norm"):  # batch- and dtype-free
+        for cached in ("in_channels", "out_channels", "conv_taps", "is_batch_norm"):  # batch- and dtype-free
             if cached in self.__dict__:
                 copy.__dict__[cached] = self.__dict__[cached]
         return copy
@@ -93,6 +93,11 @@ class LayerTable:
     def in_channels(self) -> np.ndarray:
         """Channels of each row's first input (dimension 1; 0 where it has none)."""
         return np.array([float(s[0][1]) if s and len(s[0]) > 1 else 0.0 for s in self.in_shapes])
+
+    @functools.cached_property
+    def out_channels(self) -> np.ndarray:
+        """Channels of each row's output (dimension 1; 0 where it has none)."""
+        return np.array([float(s[1]) if len(s) > 1 else 0.0 for s in self.out_shapes])
 
     @functools.cached_property
     def conv_taps(self) -> np.ndarray:
