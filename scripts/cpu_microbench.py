@@ -24,6 +24,11 @@ the class: at group width 4 it reaches about 0.4 of its rate at width 16).
 ``--occupancy-scan`` times dense 3x3 convs C -> C (C = 64-512) at 56x56 down to 7x7 and
 fits how the rate falls with the outputs written: a conv with n outputs runs
 (1 + s / n) times slower than with many (the CPU profile's ``saturation_outputs``).
+``--alignment-scan`` times 1x1, dense 3x3 and depthwise 3x3 convs C -> C with C off a
+multiple of 16, each beside the next multiple (the evidence for a CPU profile's
+``channel_block``). ``--depthwise-scan`` times depthwise 3x3 and 5x5 convs over strides
+and sizes and fits ms = fixed + a x inputs + b x outputs + c x FLOPs (no profile uses it
+yet: the data behind the depthwise pricing noted in calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -211,6 +216,63 @@ def occupancy_fit(scan: list[dict]) -> dict:
             "mape": float(np.mean(np.abs(fitted / ms - 1)))}
 
 
+#: (kernel, stride, output size, channel counts) of the depthwise convs scanned: the
+#: shapes MobileNet/MnasNet/EfficientNet-like backbones run at 224x224
+DEPTHWISE_GRID = ((3, 1, 112, (16, 32, 64)), (3, 2, 56, (96, 144)), (3, 1, 56, (96, 144, 240)),
+                  (3, 2, 28, (144, 240)), (3, 1, 28, (120, 192, 288)), (3, 1, 14, (192, 384, 576)),
+                  (3, 1, 7, (576, 960)), (5, 2, 28, (72, 144)), (5, 1, 28, (120, 240)),
+                  (5, 1, 14, (240, 480, 672)), (5, 2, 7, (480, 672)), (5, 1, 7, (576, 1152)))
+
+
+def _depthwise_scan(repeats: int) -> list[dict]:
+    """Depthwise convs (no bias, as in torchvision) over kernels, strides and sizes."""
+    out = []
+    for k, stride, size, counts in DEPTHWISE_GRID:
+        for channels in counts:
+            conv = nn.Conv2d(channels, channels, k, stride, k // 2, groups=channels, bias=False)
+            x = torch.randn(1, channels, size * stride, size * stride)
+            ms = _time(conv, [x], repeats)
+            out.append({"kernel": k, "stride": stride, "channels": channels, "size": size, "ms": ms,
+                        "inputs": float(x.numel()), "outputs": float(channels * size * size),
+                        "flops": 2.0 * k * k * channels * size * size})
+    return out
+
+
+def depthwise_fit(scan: list[dict]) -> dict:
+    """Least squares of ms = fixed + a x inputs + b x outputs + c x FLOPs (relative
+    errors): a depthwise conv moves its activations at a rate far below the cache's and
+    does few FLOPs per element, so both terms show."""
+    cols = [np.ones(len(scan))] + [np.array([r[k] for r in scan]) for k in ("inputs", "outputs", "flops")]
+    ms = np.array([r["ms"] for r in scan])
+    design = np.stack(cols, axis=1) / ms[:, None]
+    coef, *_ = np.linalg.lstsq(design, np.ones_like(ms), rcond=None)
+    fitted = np.stack(cols, axis=1) @ coef
+    return {"fixed_us": float(coef[0] * 1e3), "ns_per_input": float(coef[1] * 1e6),
+            "ns_per_output": float(coef[2] * 1e6), "gflops_per_s": float(1e-6 / coef[3]) if coef[3] > 0 else None,
+            "mape": float(np.mean(np.abs(fitted / ms - 1)))}
+
+
+#: (output size, channel counts off a multiple of 16) of the alignment scan: each count
+#: is timed beside the next multiple of 16, as a 1x1, a dense 3x3 and a depthwise 3x3 conv
+#: C -> C (the counts MnasNet, ShuffleNet and MobileNetV3-like backbones use)
+ALIGNMENT_GRID = ((56, (24, 40, 58, 72)), (28, (40, 72, 116, 120, 200)), (14, (80, 116, 184, 232, 472)),
+                  (7, (232, 456, 1000)))
+
+
+def _alignment_scan(repeats: int) -> list[dict]:
+    """Convs whose channels are off a multiple of 16, each beside the padded count."""
+    out = []
+    for size, counts in ALIGNMENT_GRID:
+        for c in counts:
+            for channels in (c, -(-c // 16) * 16):
+                for kind, k, groups in (("1x1", 1, 1), ("3x3", 3, 1), ("depthwise 3x3", 3, channels)):
+                    conv = nn.Conv2d(channels, channels, k, 1, k // 2, groups=groups, bias=False)
+                    ms = _time(conv, [torch.randn(1, channels, size, size)], repeats)
+                    out.append({"conv": kind, "kernel": k, "groups": groups, "channels": channels,
+                                "size": size, "ms": ms})
+    return out
+
+
 GROUPED_SCAN = ((128, 56), (256, 28), (512, 14), (1024, 7))
 GROUP_WIDTHS = (4, 8, 16, 32, 64)
 
@@ -238,6 +300,10 @@ def main(argv=None) -> int:
                         help="only the grouped conv scan (JSON on stdout)")
     parser.add_argument("--occupancy-scan", action="store_true",
                         help="only the dense 3x3 conv scan over sizes (JSON on stdout)")
+    parser.add_argument("--depthwise-scan", action="store_true",
+                        help="only the depthwise conv scan over kernels, strides and sizes (JSON on stdout)")
+    parser.add_argument("--alignment-scan", action="store_true",
+                        help="only the scan of convs off a multiple of 16 channels (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
@@ -255,6 +321,19 @@ def main(argv=None) -> int:
         scan = _occupancy_scan(args.repeats)
         json.dump({"machine": _machine(memory, args), "occupancy_scan": scan, "fit": occupancy_fit(scan)},
                   sys.stdout, indent=1)
+        print()
+        return 0
+    if args.alignment_scan:
+        json.dump({"machine": _machine(memory, args), "alignment_scan": _alignment_scan(args.repeats)},
+                  sys.stdout, indent=1)
+        print()
+        return 0
+    if args.depthwise_scan:
+        scan = _depthwise_scan(args.repeats)
+        _, tiny, shape = next(op for op in _tiny_ops() if op[0] == "conv_depthwise")
+        fixed_us = _time(tiny, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
+        json.dump({"machine": _machine(memory, args), "depthwise_scan": scan, "fit": depthwise_fit(scan),
+                   "fixed_us": {"conv_depthwise": fixed_us}}, sys.stdout, indent=1)
         print()
         return 0
     if args.grouped_scan:

@@ -340,6 +340,36 @@ def test_cpu_microbench_occupancy_scan_and_fit(monkeypatch):
     assert fit["mape"] < 1e-9
 
 
+def test_cpu_microbench_alignment_scan_times_each_count_beside_the_padded_one(monkeypatch):
+    """scripts/cpu_microbench.py --alignment-scan: each count off a multiple of 16 and the
+    next multiple, as a 1x1, a 3x3 and a depthwise 3x3 conv."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "ALIGNMENT_GRID", ((4, (18,)),))
+    rows = bench._alignment_scan(1)
+    assert [(r["conv"], r["channels"]) for r in rows] == [
+        ("1x1", 18), ("3x3", 18), ("depthwise 3x3", 18), ("1x1", 32), ("3x3", 32), ("depthwise 3x3", 32)]
+    assert [r["groups"] for r in rows] == [1, 1, 18, 1, 1, 32]
+    assert all(r["ms"] > 0 and r["size"] == 4 for r in rows)
+
+
+def test_cpu_microbench_depthwise_scan_and_fit(monkeypatch):
+    """scripts/cpu_microbench.py --depthwise-scan: stride-2 rows read 4x their outputs;
+    the fit recovers a fixed cost and per-element rates from times made with them."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "DEPTHWISE_GRID", ((3, 2, 4, (8,)), (5, 1, 4, (16,))))
+    rows = bench._depthwise_scan(1)
+    assert rows[0]["inputs"] == 8 * 8 * 8 and rows[0]["outputs"] == 8 * 16
+    assert rows[1]["flops"] == 2 * 25 * 16 * 16 and all(r["ms"] > 0 for r in rows)
+    # 50 us + 0.3 ns per input + 0.1 ns per output + FLOPs at 200 GFLOP/s
+    shapes = [(1e5, 1e5, 2e6), (4e5, 1e5, 1.8e6), (2e5, 2e5, 1e7), (5e4, 5e4, 5e5), (8e5, 2e5, 3e6)]
+    synthetic = [{"inputs": i, "outputs": o, "flops": f, "ms": 0.05 + 3e-7 * i + 1e-7 * o + f / 2e8}
+                 for i, o, f in shapes]
+    fit = bench.depthwise_fit(synthetic)
+    assert fit["fixed_us"] == pytest.approx(50, rel=1e-6)
+    assert (fit["ns_per_input"], fit["ns_per_output"]) == (pytest.approx(0.3, rel=1e-6), pytest.approx(0.1, rel=1e-6))
+    assert fit["gflops_per_s"] == pytest.approx(200, rel=1e-6) and fit["mape"] < 1e-9
+
+
 def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     """scripts/cpu_profile_numbers.py derives, from the committed micro-benchmark files,
     exactly the efficiencies, per-op costs, bandwidths and occupancy term that
