@@ -102,3 +102,26 @@ def test_cpu_repeatability_divides_out_the_uniform_shift_and_reads_minimums(tmp_
     text = repeatability(first, again, "min")
     # minimums 20, 40, 78 against 10, 20, 30: ratios 2, 2, 2.6 -> shift 2, |1.3 - 1| = 30% on c
     assert "uniformly ×2.000" in text and "MAPE 10.0%, 67% within" in text
+
+
+def test_cpu_repeatability_names_how_far_each_calibration_network_moved(tmp_path):
+    """Beside the rows, the note gives the range of each network's own shift (after the
+    uniform one), calibration networks apart: what a 5-shot fit inherits."""
+    import json
+
+    from netcut.measurements import SCHEMA_NAME, SCHEMA_VERSION
+    from netcut.validation.this_cpu import CALIBRATION_MODELS, repeatability
+
+    cal = CALIBRATION_MODELS[0]
+    first = [_row(cal, 10.0), _row("held_a", 20.0), _row("held_b", 30.0)]
+    again = tmp_path / "cpu-repeat"
+    again.mkdir()
+    # held-out ratios 1.0 and 1.1 -> uniform shift 1.05; calibration network 1.05 x 1.05
+    rows = [_row(cal, 10.0 * 1.05 * 1.05), _row("held_a", 20.0), _row("held_b", 33.0)]
+    (again / "x.json").write_text(json.dumps({
+        "schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "device": "t", "source": "test",
+        "protocol": "test", "environment": {},
+        "rows": [r.model_dump(mode="json", exclude_none=True) for r in rows]}))
+    text = repeatability(first, again)
+    assert "uniformly ×1.050" in text
+    assert "calibration networks by ×1.050-1.050 and the held-out ones by ×0.952-1.048" in text

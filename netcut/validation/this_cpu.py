@@ -164,6 +164,15 @@ def repeatability(rows: list, directory: Path, statistic: str = "median") -> str
     shift = float(np.median(ratio[held])) if held.any() else float(np.median(ratio))
     left = np.abs(ratio[held] / shift - 1) if held.any() else np.abs(ratio / shift - 1)
     nets = len({r.model for r in again})
+    per_net = {m: float(np.median([q for q, r in zip(ratio, again) if r.model == m]))
+               for m in sorted({r.model for r in again})}
+    cal = [per_net[m] / shift for m in CALIBRATION_MODELS if m in per_net]
+    rest = [v / shift for m, v in per_net.items() if m not in CALIBRATION_MODELS]
+    spread = (f" Network by network, with that shift divided out, run 2 moved the calibration "
+              f"networks by ×{min(cal):.3f}-{max(cal):.3f} and the held-out ones by "
+              f"×{min(rest):.3f}-{max(rest):.3f} (median over each network's rows): a 5-shot "
+              "calibration carries its networks' own shifts into every prediction"
+              if cal and rest else "")
     return (f"; repeatability: {len(again)} rows of {nets} networks measured again later "
             f"(calibration/data/{directory.name}/, run 2) moved by median {np.median(moved):.1%}, "
             f"mean {moved.mean():.1%} (run 2 against run 1), {np.mean(moved <= 0.10):.0%} "
@@ -171,7 +180,7 @@ def repeatability(rows: list, directory: Path, statistic: str = "median") -> str
             f"prediction of run 1. Run 2 was uniformly ×{shift:.3f}; with that divided out, its "
             f"{int(held.sum()) or len(again)} held-out rows still differ by MAPE {left.mean():.1%}, "
             f"{np.mean(left <= 0.10):.0%} within ±10%: about the best a calibration that predicted "
-            "run 1 exactly could score on run 2")
+            f"run 1 exactly could score on run 2.{spread}")
 
 
 REPEATS_NOTE = "{what} of {n} timed calls per row after 5 warm-up calls"
