@@ -113,13 +113,13 @@ def kernel_profile(path: Path, budget: Budget, models=LAYER_MODELS, dtype: str =
         x = torch.randn(16, 3, 224, 224, device="cuda", dtype=getattr(torch, dtype))
         leaves = []
         with torch.inference_mode():
-            for name, module, args, out_shape in leaf_calls(net.eval().cuda().to(x.dtype), x):
+            for name, module, args, out_shape, kwargs in leaf_calls(net.eval().cuda().to(x.dtype), x):
                 for _ in range(3):
-                    module(*args)
+                    module(*args, **kwargs)
                 torch.cuda.synchronize()
                 with profile(activities=[ProfilerActivity.CUDA]) as prof:
                     for _ in range(5):
-                        module(*args)
+                        module(*args, **kwargs)
                     torch.cuda.synchronize()
                 kernels: dict[str, list] = {}
                 for e in prof.events():

@@ -220,6 +220,38 @@ def test_cli_per_layer_times_every_leaf_call(cli, tmp_path):
     assert "isolated timing" in layers.protocol and len(json.loads(stdout)["layers"]) == len(layers.rows)
 
 
+def test_per_layer_times_self_attention_as_one_layer_with_its_keywords():
+    """``nn.MultiheadAttention`` reads its ``out_proj`` weights without calling it: it is
+    timed as one layer, called as the network called it (same tensor for query, key
+    and value, ``need_weights=False``), and its child is not listed."""
+    import torch.nn as nn
+
+    from netcut.measure.layers import leaf_calls, measure_layers
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(16)
+            self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.mlp = nn.Linear(16, 16)
+
+        def forward(self, x):
+            y = self.norm(x)
+            y, _ = self.attention(y, y, y, need_weights=False)
+            return self.mlp(x + y)
+
+    x = torch.randn(1, 5, 16)
+    calls = leaf_calls(Block().eval(), x)
+    assert [c.name for c in calls] == ["norm", "attention", "mlp"]
+    attention = calls[1]
+    assert attention.args[0] is attention.args[1] is attention.args[2]
+    assert attention.kwargs == {"need_weights": False} and attention.out_shape == (1, 5, 16)
+    rows = measure_layers(Block().eval(), x, "block", "float32", warmup=0, repeats=2)
+    assert [(r.name, r.type) for r in rows] == [
+        ("norm", "LayerNorm"), ("attention", "MultiheadAttention"), ("mlp", "Linear")]
+    assert rows[1].in_shape == (1, 5, 16) and rows[1].out_shape == (1, 5, 16)
+
+
 def test_layer_files_are_validated(tmp_path):
     from netcut.errors import MeasurementError
     from netcut.measurements import load_layer_measurements, shipped_measurements

@@ -57,14 +57,14 @@ def summarize_samples(samples: np.ndarray) -> Timing:
 
 
 def time_forward(module: torch.nn.Module, x, warmup: int, repeats: int,
-                 mode: str = "eager") -> Timing:
+                 mode: str = "eager", kwargs: dict | None = None) -> Timing:
     """Time ``module(x)`` following :data:`PROTOCOL`; ``x`` is a tensor or a tuple of
-    positional arguments (a leaf layer's captured inputs)."""
-    return summarize_samples(time_samples(module, x, warmup, repeats, mode))
+    positional arguments (a leaf layer's captured inputs), ``kwargs`` its keyword ones."""
+    return summarize_samples(time_samples(module, x, warmup, repeats, mode, kwargs))
 
 
 def time_samples(module: torch.nn.Module, x, warmup: int, repeats: int,
-                 mode: str = "eager") -> np.ndarray:
+                 mode: str = "eager", kwargs: dict | None = None) -> np.ndarray:
     """The ``repeats`` timed calls of ``module(x)`` (ms) after ``warmup`` untimed ones;
     ``mode="graph"`` times replays of a CUDA graph of the call (:data:`GRAPH_PROTOCOL`)."""
     if repeats < 1 or warmup < 0:
@@ -76,12 +76,15 @@ def time_samples(module: torch.nn.Module, x, warmup: int, repeats: int,
         raise ValueError(f"mode must be eager or graph, got {mode!r}")
     if mode == "graph" and not cuda:
         raise ValueError("graph mode replays a CUDA graph: it needs CUDA tensors")
+    if mode == "graph" and kwargs:
+        raise ValueError("graph mode times positional calls only")
+    kwargs = kwargs or {}
     samples = np.empty(repeats)
     with torch.inference_mode():
         if mode == "graph":
             call = _captured(module, args, device, warmup)
         else:
-            call = lambda: module(*args)  # noqa: E731
+            call = lambda: module(*args, **kwargs)  # noqa: E731
             for _ in range(warmup):
                 call()
         if cuda:
