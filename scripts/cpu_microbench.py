@@ -24,7 +24,9 @@ the class: at group width 4 it reaches about 0.4 of its rate at width 16).
 ``--occupancy-scan`` times dense 3x3 convs C -> C (C = 64-512) at 56x56 down to 7x7 and
 fits how the rate falls with the outputs written: a conv with n outputs runs
 (1 + s / n) times slower than with many (the CPU profile's ``saturation_outputs``).
-``--alignment-scan`` times 1x1, dense 3x3 and depthwise 3x3 convs C -> C with C off a
+``--attention-scan`` times self-attention blocks (``nn.MultiheadAttention`` as ViTs call
+it) at ViT and Swin shapes, and one on 4 tokens of width 16 for the class's fixed cost:
+the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` times 1x1, dense 3x3 and depthwise 3x3 convs C -> C with C off a
 multiple of 16, each beside the next multiple (the evidence for a CPU profile's
 ``channel_block``). ``--depthwise-scan`` times depthwise 3x3 and 5x5 convs over strides
 and sizes and fits ms = fixed + a x inputs + b x outputs + c x FLOPs (no profile uses it
@@ -273,6 +275,33 @@ def _alignment_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: (tokens, width, heads) of the self-attention blocks scanned: ViT-B/16, ViT-S/16 and
+#: ViT-L/16 at 224x224 (197 tokens), ViT-B/32 (50 tokens), a Swin-T window (49 tokens)
+ATTENTION_SCAN = ((197, 768, 12), (197, 384, 6), (197, 1024, 16), (50, 768, 12), (49, 96, 3))
+
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` called as a ViT encoder block calls it."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.attention(x, x, x, need_weights=False)[0]
+
+
+def _attention_scan(repeats: int) -> list[dict]:
+    """Self-attention blocks timed alone, with the FLOPs netcut's table counts for them."""
+    out = []
+    for tokens, width, heads in ATTENTION_SCAN:
+        block = SelfAttention(width, heads).eval()
+        ms = _time(block, [torch.randn(1, tokens, width)], repeats)
+        flops, _ = _costs(block, (1, tokens, width))
+        out.append({"tokens": tokens, "width": width, "heads": heads, "ms": ms, "flops": flops})
+    return out
+
+
 GROUPED_SCAN = ((128, 56), (256, 28), (512, 14), (1024, 7))
 GROUP_WIDTHS = (4, 8, 16, 32, 64)
 
@@ -304,6 +333,8 @@ def main(argv=None) -> int:
                         help="only the depthwise conv scan over kernels, strides and sizes (JSON on stdout)")
     parser.add_argument("--alignment-scan", action="store_true",
                         help="only the scan of convs off a multiple of 16 channels (JSON on stdout)")
+    parser.add_argument("--attention-scan", action="store_true",
+                        help="only the self-attention scan (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
@@ -321,6 +352,13 @@ def main(argv=None) -> int:
         scan = _occupancy_scan(args.repeats)
         json.dump({"machine": _machine(memory, args), "occupancy_scan": scan, "fit": occupancy_fit(scan)},
                   sys.stdout, indent=1)
+        print()
+        return 0
+    if args.attention_scan:
+        tiny = SelfAttention(16, 2).eval()
+        fixed_us = _time(tiny, [torch.randn(1, 4, 16)], max(args.repeats, 200)) * 1e3
+        json.dump({"machine": _machine(memory, args), "attention_scan": _attention_scan(args.repeats),
+                   "fixed_us": {"attention": fixed_us}}, sys.stdout, indent=1)
         print()
         return 0
     if args.alignment_scan:

@@ -4,6 +4,7 @@
         calibration/data/cpu-xeon-gnr-2c-micro-keepmem.json \\
         --grouped calibration/data/cpu-xeon-gnr-2c-grouped-scan.json \\
         --occupancy calibration/data/cpu-xeon-gnr-2c-occupancy-scan.json \\
+        --attention calibration/data/cpu-xeon-gnr-2c-attention-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -17,10 +18,12 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
 - ``conv``: the median over the dense convs with a kxk filter (k > 1), stems included;
   ``conv_pointwise``: over the 1x1 convs; ``conv_grouped``: over the grouped scan;
   ``conv_depthwise``: over the depthwise ops; ``matmul``: the compute-bound linear;
+  ``attention`` (``--attention``): over the self-attention scan, after its fixed cost;
 - ``pool``/``pool_max``: the average/max pool's rate over the peak;
 - memory ``default``: the median elementwise rate over the 4 MiB copy rate (capped at
   1), ``norm``: the same over batchnorm and layernorm;
-- dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool);
+- dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool;
+  ``attention``: the scan's 4-token call);
 - bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network term).
 
 Rounded as the profile writes them. ``tests/test_measure.py`` checks that the shipped
@@ -67,7 +70,7 @@ def _dense_convs() -> dict[str, tuple[int, int]]:
 
 
 def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
-           cores: int = 2, thread_efficiency: float = 0.85) -> dict:
+           cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     peak = peak_per_core * (1 + (cores - 1) * thread_efficiency)  # GFLOP/s
     ops = {r["op"]: r for r in micro["ops"]}
@@ -92,6 +95,10 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
     compute["conv_depthwise"] = statistics.median(
         share(ops[n]["flops"], ops[n]["ms"], fixed["conv_depthwise"]) for n in DEPTHWISE_OPS)
     compute["matmul"] = share(ops[MATMUL_OP]["flops"], ops[MATMUL_OP]["ms"], fixed["matmul"])
+    if attention:
+        a_fixed = attention["fixed_us"]["attention"]
+        compute["attention"] = statistics.median(
+            share(r["flops"], r["ms"], a_fixed) for r in attention["attention_scan"])
     compute["pool"] = ops[AVG_POOL_OP]["gflops_per_s"] / peak
     compute["pool_max"] = ops[MAX_POOL_OP]["gflops_per_s"] / peak
     cache = micro["bandwidth"]["copy_4MiB_gbs"]
@@ -101,6 +108,8 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
                 "conv_grouped": fixed["conv_grouped"], "conv_depthwise": fixed["conv_depthwise"],
                 "matmul": fixed["matmul"], "norm": fixed["norm"], "pool": fixed["pool"],
                 "pool_max": fixed["pool"]}
+    if attention:
+        dispatch["attention"] = attention["fixed_us"]["attention"]
     out = {
         "efficiency": {
             "compute": {k: round(v, 4 if k.startswith("pool") else 2) for k, v in compute.items()},
@@ -121,6 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("micro", type=Path, help="cpu_microbench.py --json output")
     parser.add_argument("--grouped", type=Path, help="cpu_microbench.py --grouped-scan output")
     parser.add_argument("--occupancy", type=Path, help="cpu_microbench.py --occupancy-scan output")
+    parser.add_argument("--attention", type=Path, help="cpu_microbench.py --attention-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -131,7 +141,7 @@ def main(argv=None) -> int:
         return json.loads(path.read_text()) if path else None
 
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
-                 args.cores, args.thread_efficiency)
+                 args.cores, args.thread_efficiency, load(args.attention))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

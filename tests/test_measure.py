@@ -372,6 +372,17 @@ def test_cpu_microbench_occupancy_scan_and_fit(monkeypatch):
     assert fit["mape"] < 1e-9
 
 
+def test_cpu_microbench_attention_scan_counts_what_netcut_prices(monkeypatch):
+    """scripts/cpu_microbench.py --attention-scan: each block's FLOPs are netcut's count
+    for one self-attention row: the q/k/v and output projections (4 x 2 x tokens x
+    width^2) and the two products over the tokens (2 x 2 x tokens^2 x width)."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "ATTENTION_SCAN", ((5, 16, 2),))
+    (row,) = bench._attention_scan(1)
+    assert (row["tokens"], row["width"], row["heads"]) == (5, 16, 2) and row["ms"] > 0
+    assert row["flops"] == 4 * 2 * 5 * 16 * 16 + 2 * 2 * 5 * 5 * 16
+
+
 def test_cpu_microbench_alignment_scan_times_each_count_beside_the_padded_one(monkeypatch):
     """scripts/cpu_microbench.py --alignment-scan: each count off a multiple of 16 and the
     next multiple, as a 1x1, a 3x3 and a depthwise 3x3 conv."""
@@ -417,7 +428,8 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     def load(name):
         return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
 
-    derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0)
+    derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0,
+                             attention=load("attention-scan"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
