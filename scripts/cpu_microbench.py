@@ -26,11 +26,12 @@ fits how the rate falls with the outputs written: a conv with n outputs runs
 (1 + s / n) times slower than with many (the CPU profile's ``saturation_outputs``).
 ``--attention-scan`` times self-attention blocks (``nn.MultiheadAttention`` as ViTs call
 it) at ViT and Swin shapes, and one on 4 tokens of width 16 for the class's fixed cost:
-the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` times 1x1, dense 3x3 and depthwise 3x3 convs C -> C with C off a
-multiple of 16, each beside the next multiple (the evidence for a CPU profile's
-``channel_block``). ``--depthwise-scan`` times depthwise 3x3 and 5x5 convs over strides
+the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` times 1x1,
+dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
+next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan`` times depthwise 3x3 and 5x5 convs over strides
 and sizes and fits ms = fixed + a x inputs + b x outputs + c x FLOPs (no profile uses it
-yet: the data behind the depthwise pricing noted in calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
+yet: the data behind the depthwise pricing noted in
+calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -343,43 +344,32 @@ def main(argv=None) -> int:
     memory = {"pinned": False} if args.no_keep_memory else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    def fixed_us(op_class: str) -> float:
+        """One class's fixed cost, timed alongside a scan as the main run times it."""
+        _, tiny, shape = next(op for op in _tiny_ops() if op[0] == op_class)
+        return _time(tiny, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
+
+    scan = None  # one scan alone, printed as JSON with the machine it ran on
     if args.conv_scan:
-        json.dump({"machine": _machine(memory, args), "dense_conv_scan": _conv_scan(args.repeats)},
-                  sys.stdout, indent=1)
-        print()
-        return 0
-    if args.occupancy_scan:
-        scan = _occupancy_scan(args.repeats)
-        json.dump({"machine": _machine(memory, args), "occupancy_scan": scan, "fit": occupancy_fit(scan)},
-                  sys.stdout, indent=1)
-        print()
-        return 0
-    if args.attention_scan:
+        scan = {"dense_conv_scan": _conv_scan(args.repeats)}
+    elif args.occupancy_scan:
+        rows = _occupancy_scan(args.repeats)
+        scan = {"occupancy_scan": rows, "fit": occupancy_fit(rows)}
+    elif args.attention_scan:
         tiny = SelfAttention(16, 2).eval()
-        fixed_us = _time(tiny, [torch.randn(1, 4, 16)], max(args.repeats, 200)) * 1e3
-        json.dump({"machine": _machine(memory, args), "attention_scan": _attention_scan(args.repeats),
-                   "fixed_us": {"attention": fixed_us}}, sys.stdout, indent=1)
-        print()
-        return 0
-    if args.alignment_scan:
-        json.dump({"machine": _machine(memory, args), "alignment_scan": _alignment_scan(args.repeats)},
-                  sys.stdout, indent=1)
-        print()
-        return 0
-    if args.depthwise_scan:
-        scan = _depthwise_scan(args.repeats)
-        _, tiny, shape = next(op for op in _tiny_ops() if op[0] == "conv_depthwise")
-        fixed_us = _time(tiny, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
-        json.dump({"machine": _machine(memory, args), "depthwise_scan": scan, "fit": depthwise_fit(scan),
-                   "fixed_us": {"conv_depthwise": fixed_us}}, sys.stdout, indent=1)
-        print()
-        return 0
-    if args.grouped_scan:
-        # the same op class's fixed cost, timed alongside, as the main run does
-        _, tiny, shape = next(op for op in _tiny_ops() if op[0] == "conv_grouped")
-        fixed_us = _time(tiny, [torch.randn(shape)], max(args.repeats, 200)) * 1e3
-        json.dump({"machine": _machine(memory, args), "grouped_conv_scan": _grouped_scan(args.repeats),
-                   "fixed_us": {"conv_grouped": fixed_us}}, sys.stdout, indent=1)
+        scan = {"attention_scan": _attention_scan(args.repeats),
+                "fixed_us": {"attention": _time(tiny, [torch.randn(1, 4, 16)], max(args.repeats, 200)) * 1e3}}
+    elif args.alignment_scan:
+        scan = {"alignment_scan": _alignment_scan(args.repeats)}
+    elif args.depthwise_scan:
+        rows = _depthwise_scan(args.repeats)
+        scan = {"depthwise_scan": rows, "fit": depthwise_fit(rows),
+                "fixed_us": {"conv_depthwise": fixed_us("conv_depthwise")}}
+    elif args.grouped_scan:
+        scan = {"grouped_conv_scan": _grouped_scan(args.repeats),
+                "fixed_us": {"conv_grouped": fixed_us("conv_grouped")}}
+    if scan is not None:
+        json.dump({"machine": _machine(memory, args), **scan}, sys.stdout, indent=1)
         print()
         return 0
     results = []
