@@ -28,10 +28,10 @@ fits how the rate falls with the outputs written: a conv with n outputs runs
 it) at ViT and Swin shapes, and one on 4 tokens of width 16 for the class's fixed cost:
 the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` times 1x1,
 dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
-next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan`` times depthwise 3x3 and 5x5 convs over strides
-and sizes and fits ms = fixed + a x inputs + b x outputs + c x FLOPs (no profile uses it
-yet: the data behind the depthwise pricing noted in
-calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
+next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan``
+times depthwise 3x3 and 5x5 convs over strides and sizes and fits ms = fixed + a x inputs
++ b x outputs + c x FLOPs (no profile uses it yet: the data behind the depthwise pricing
+noted in calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
