@@ -203,8 +203,7 @@ def channel_block_factor(table: LayerTable, block: float) -> np.ndarray:
     if not block or not blocked.any():
         return factor
     depthwise = table.op_class_idx == _DEPTHWISE_IDX
-    for channels, rounded in ((table.in_channels, blocked & (table.op_class_idx == _CONV_IDX)),
-                              (table.in_channels, depthwise),
+    for channels, rounded in ((table.in_channels, (table.op_class_idx == _CONV_IDX) | depthwise),
                               (table.out_channels, blocked & ~depthwise)):
         padded = np.ceil(channels / block) * block
         grows = rounded & (channels >= block)
