@@ -26,6 +26,29 @@ def test_held_out_rows_never_reach_the_fit():
     s = summarize(b)
     assert s["held_out_models"] == ["alexnet"] and s["calibration_rows"] == 3
     assert s["calibrated"]["mape"] > 0.99  # judged on the held-out row's (absurd) value
+    # the stored 90% interval cannot hold a row 1000x off what it predicts
+    assert s["interval"] == {"level": 0.9, "held_out_coverage": 0.0}
+
+
+def test_interval_coverage_counts_held_out_rows_inside_the_stored_interval():
+    """A row is inside when measured lies within prediction x exp(-/+ 1.645 x log-sd)."""
+    import numpy as np
+
+    from netcut.estimate import interval_bounds
+    from netcut.validation.fewshot import FewShotResult
+
+    case = FewShotCase("t", "test", load_hardware("epyc-milan-2c"), [], ("a",))
+    predicted = np.array([10.0, 20.0, 30.0, 40.0])
+    # log-sd 0.1 at 90%: x exp(-/+0.1645) = x 0.848 .. 1.179, so 8.48 .. 11.79 around 10
+    low, high = interval_bounds(predicted, 0.1, 0.9)
+    assert (low[0], high[0]) == (pytest.approx(8.483, abs=1e-3), pytest.approx(11.788, abs=1e-3))
+    measured = np.array([8.0, 18.0, 35.0, 50.0])  # 18 and 35 inside, 8 and 50 outside
+    rows = [_row(m, 1.0) for m in "wxyz"]
+    result = FewShotResult(case=case, held_out=rows, measured=measured, datasheet_ms=predicted,
+                           calibrated_ms=predicted, calibration={
+                               "log_residual_sd": 0.1, "params": {},
+                               "leave_models_out": {"n": 0, "mape": None, "within_10": None}})
+    assert summarize(result)["interval"]["held_out_coverage"] == 0.5
 
 
 def test_a_calibration_model_without_rows_is_refused():

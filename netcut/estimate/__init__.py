@@ -52,15 +52,23 @@ def estimate_table(table: LayerTable, hardware, mode: str | None = None,
 def prediction_interval(total_ms: float, profile, level: float) -> tuple[float, float] | None:
     """``(low, high)`` around ``total_ms`` holding the measured value with probability
     ``level``, from ``calibration.log_residual_sd``; None for an uncalibrated profile."""
-    if not 0 < level < 1:
-        raise InvalidInputError(f"interval level must be between 0 and 1, got {level}")
     sd = (profile.calibration or {}).get("log_residual_sd")
     if sd is None:
+        if not 0 < level < 1:
+            raise InvalidInputError(f"interval level must be between 0 and 1, got {level}")
         return None
+    return interval_bounds(total_ms, float(sd), level)
+
+
+def interval_bounds(total_ms, log_sd: float, level: float):
+    """``(low, high)``: ``total_ms`` times exp(-/+ z x log_sd), z the normal quantile that
+    leaves ``level`` in between (``total_ms`` may be an array)."""
+    if not 0 < level < 1:
+        raise InvalidInputError(f"interval level must be between 0 and 1, got {level}")
     from scipy.stats import norm
 
     z = float(norm.ppf(0.5 + level / 2))
-    return total_ms * math.exp(-z * float(sd)), total_ms * math.exp(z * float(sd))
+    return total_ms * math.exp(-z * log_sd), total_ms * math.exp(z * log_sd)
 
 
 @functools.lru_cache(maxsize=64)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from ..calibrate import Calibrator
+from ..estimate import DEFAULT_INTERVAL, interval_bounds
 from ..measurements import Row
 from .predictor import RowPredictor
 
@@ -72,6 +73,8 @@ def summarize(result: FewShotResult) -> dict:
         return out | {"spearman": float(rho), "median_ratio": float(np.median(pred / result.measured))}
 
     cal = result.calibration
+    low, high = interval_bounds(result.calibrated_ms, cal["log_residual_sd"], DEFAULT_INTERVAL)
+    inside = (result.measured >= low) & (result.measured <= high)
     return {
         "key": case.key, "group": case.group or case.key, "title": case.title, "profile": case.profile.name, "note": case.note,
         "calibration_models": list(case.calibration_models),
@@ -83,6 +86,8 @@ def summarize(result: FewShotResult) -> dict:
         "calibration_leave_models_out": {k: cal["leave_models_out"].get(k)
                                          for k in ("n", "mape", "within_10")},
         "log_residual_sd": cal["log_residual_sd"],
+        # how often the calibrated profile's stored prediction interval held on rows it never saw
+        "interval": {"level": DEFAULT_INTERVAL, "held_out_coverage": float(inside.mean())},
         "points": [{"model": r.model, "input": list(r.input), "cut": r.cut.last_block if r.cut else None,
                     "measured_ms": float(m), "datasheet_ms": float(d), "calibrated_ms": float(c)}
                    for r, m, d, c in zip(result.held_out, result.measured, result.datasheet_ms,

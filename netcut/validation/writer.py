@@ -134,6 +134,13 @@ FEWSHOT_TITLES = {
 }
 
 
+def _coverage(interval: dict | None) -> str:
+    """'83% of held-out rows (90% interval)', or '–' for a summary without it."""
+    if not interval:
+        return "–"
+    return f"{pct(interval['held_out_coverage'], 0)} of held-out rows ({pct(interval['level'], 0)} interval)"
+
+
 def _fewshot_section(part: str, cases: list[dict], images: dict[str, str]) -> str:
     out = [f"## {FEWSHOT_TITLES.get(part, part)}",
            "`netcut calibrate`'s `Calibrator` is fitted on the rows of the listed calibration "
@@ -155,13 +162,15 @@ def _fewshot_section(part: str, cases: list[dict], images: dict[str, str]) -> st
         lomo = c["calibration_leave_models_out"]
         rows.append([c["key"], c["title"], ", ".join(c["calibration_models"]),
                      str(c["calibration_rows"]), params,
-                     pct(lomo["mape"]) if lomo.get("n") else "–", num(c["log_residual_sd"], 3)])
+                     pct(lomo["mape"]) if lomo.get("n") else "–", num(c["log_residual_sd"], 3),
+                     _coverage(c.get("interval"))])
     out += ["### Calibration of each case",
             "The fitted scales (1 = the shipped profile), the calibrator's own leave-models-out "
-            "error inside the calibration set, and the log-sd of the prediction interval it "
-            "stores.",
+            "error inside the calibration set, the log-sd of the prediction interval it "
+            "stores, and how many held-out rows that interval (at the level `netcut predict` "
+            "shows by default) holds: it should hold that share of them.",
             table(["case", "data", "calibration networks", "rows", "fitted scales",
-                   "its leave-models-out MAPE", "interval log-sd"], rows, {3, 6})]
+                   "its leave-models-out MAPE", "interval log-sd", "interval holds"], rows, {3, 6, 7})]
     notes = sorted({c["note"] for c in cases if c["note"]})
     if notes:
         out.append("Notes: " + "; ".join(notes) + ".")
