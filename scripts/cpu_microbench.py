@@ -319,23 +319,24 @@ def _grouped_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: the runs that time one scan alone: flag -> what it times
+SCANS = {
+    "conv-scan": "the dense conv scan",
+    "grouped-scan": "the grouped conv scan",
+    "occupancy-scan": "the dense 3x3 conv scan over sizes",
+    "depthwise-scan": "the depthwise conv scan over kernels, strides and sizes",
+    "alignment-scan": "the scan of convs off a multiple of 16 channels",
+    "attention-scan": "the self-attention scan",
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--conv-scan", action="store_true",
-                        help="only the dense conv scan (JSON on stdout)")
-    parser.add_argument("--grouped-scan", action="store_true",
-                        help="only the grouped conv scan (JSON on stdout)")
-    parser.add_argument("--occupancy-scan", action="store_true",
-                        help="only the dense 3x3 conv scan over sizes (JSON on stdout)")
-    parser.add_argument("--depthwise-scan", action="store_true",
-                        help="only the depthwise conv scan over kernels, strides and sizes (JSON on stdout)")
-    parser.add_argument("--alignment-scan", action="store_true",
-                        help="only the scan of convs off a multiple of 16 channels (JSON on stdout)")
-    parser.add_argument("--attention-scan", action="store_true",
-                        help="only the self-attention scan (JSON on stdout)")
+    for flag, what in SCANS.items():
+        parser.add_argument(f"--{flag}", action="store_true", help=f"only {what} (JSON on stdout)")
     parser.add_argument("--no-keep-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (netcut measure --no-keep-memory)")
     args = parser.parse_args(argv)
