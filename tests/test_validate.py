@@ -142,10 +142,14 @@ def test_markdown_tables_carry_the_computed_numbers():
     row = _table_row(text, "host-bound", REGIMES["host_bound"], "datasheet-only")
     assert row[3:5] == ["8", "50.0%"] and row[7] == "MAPE ≤ 20%: **not met**"
     # Jetson nano eager: APEs |30/40 - 1| = 0.25 and |84/80 - 1| = 0.05 -> MAPE 15.0%, met
-    row = _table_row(text, "jetson-nano", "eager", "datasheet-only")  # the summary table
-    assert row[3:5] == ["2", "15.0%"] and row[6] == "MAPE ≤ 25%: **met**"
+    row = _table_row(text, "jetson-nano", "eager", "datasheet-only", "2")  # the summary table
+    assert row[4] == "15.0%" and row[6] == "MAPE ≤ 25%: **met**"
+    from netcut.validation.report import JETSON_COLUMNS
+
+    row = _table_row(text, "jetson-nano", "eager", "datasheet-only", JETSON_COLUMNS["eager"])  # its section
+    assert row[4:6] == ["2", "15.0%"] and row[8] == "MAPE ≤ 25%: **met**"
     # nano fused: |20/10 - 1| = 1.0 -> 100.0%, not met
-    row = _table_row(text, "jetson-nano", "fused", "datasheet-only")
+    row = _table_row(text, "jetson-nano", "fused", "datasheet-only", "1")
     assert row[4] == "100.0%" and row[6] == "MAPE ≤ 25%: **not met**"
     # the summary table repeats the H100 regime numbers
     row = _table_row(text, "h100-sxm", "host-bound", "leave-models-out fit")
@@ -218,18 +222,32 @@ def test_cli_validate_jetson_json(cli, tmp_path):
         assert case["calibration_rows"] == 3 and case["calibrated"]["n"] == len(case["points"]) > 10
         assert not set(case["calibration_models"]) & set(case["held_out_models"])
     jetson = payload["jetson"]
-    assert set(jetson) == {"data", "profiles", "targets", "groups", "by_model"}
-    groups = {(g["device"], g["mode"]) for g in jetson["groups"]}
-    assert groups == {("jetson-nano", "eager"), ("jetson-nano", "fused"),
-                      ("jetson-xavier-agx", "eager"), ("jetson-xavier-agx", "fused")}
+    assert set(jetson) == {"data", "profiles", "targets", "groups", "by_model", "era"}
+    groups = {(g["device"], g["mode"], g["profile"]) for g in jetson["groups"]}
+    assert groups == {(d, m, "datasheet") for d in ("jetson-nano", "jetson-xavier-agx")
+                      for m in ("eager", "fused")} | {
+        ("jetson-nano", "eager", "era"), ("jetson-xavier-agx", "eager", "era")}
     for g in jetson["groups"]:
         assert g["n"] > 0 and math.isfinite(g["mape"]) and g["mape"] >= 0
         assert g["met"] == (g["mape"] <= 0.25)
+    # the PyTorch 1.x rows are the same eager rows, priced with dispatch x the HELP median
+    era, rows = jetson["era"], jetson["by_model"]
+    assert era["min"] <= era["median"] <= era["max"] and len(era["per_column"]) == 5
+    for device in ("jetson-nano", "jetson-xavier-agx"):
+        plain = {r["model"]: r for r in rows if (r["device"], r["mode"], r["profile"]) == (device, "eager", "datasheet")}
+        moved = {r["model"]: r for r in rows if (r["device"], r["profile"]) == (device, "era")}
+        assert set(plain) == set(moved)
+        for model, r in moved.items():
+            assert r["measured_ms"] == plain[model]["measured_ms"]
+            assert r["predicted_at_min_scale_ms"] <= r["predicted_ms"] <= r["predicted_at_max_scale_ms"]
+            assert r["predicted_ms"] >= plain[model]["predicted_ms"]  # a costlier host never speeds up
     assert not (tmp_path / "validation.md").exists()  # a partial run never takes the full name
     partial = (tmp_path / "validation-jetson.md").read_text(encoding="utf-8")
     assert (tmp_path / "validation" / "jetson-nano.png").stat().st_size > 0
     assert (tmp_path / "validation" / "jetson-nano-eager-3shot.png").stat().st_size > 0
     assert "## Jetson: 3-shot calibration" in partial and "## H100" not in partial
+    assert "| jetson-xavier-agx | eager | datasheet + PyTorch 1.x dispatch (HELP) |" in partial
+    assert f"×{era['median']:.2f}" in partial and "Disclosure" in partial
 
 
 def test_cli_validate_rejects_an_unknown_part(cli, tmp_path):

@@ -2,5 +2,6 @@
 
 from .calibrator import CalibrationResults, Calibrator
 from .params import CATALOGUE, FreeParam
+from .scale import scale_profile
 
-__all__ = ["CATALOGUE", "CalibrationResults", "Calibrator", "FreeParam"]
+__all__ = ["CATALOGUE", "CalibrationResults", "Calibrator", "FreeParam", "scale_profile"]

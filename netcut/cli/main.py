@@ -41,14 +41,20 @@ def predict(
     mode: Optional[str] = typer.Option(None, help="eager, graph or fused (default: the profile's)"),
     threads: Optional[int] = typer.Option(None, help="CPU profiles: threads to use"),
     interval: float = typer.Option(0.9, help="level of the prediction interval (calibrated profiles)"),
+    scale: list[str] = typer.Option([], "--scale", help="NAME=FACTOR: scale the profile's numbers "
+                                    "as netcut calibrate's parameter NAME does (repeatable), "
+                                    "e.g. dispatch=1.66 for PyTorch 1.x host overhead"),
     per_layer: bool = typer.Option(False, "--per-layer", help="one row per op instead of per block"),
     trace_out: Optional[Path] = typer.Option(None, "--trace", help="write a Chrome/Perfetto trace here"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Predict the latency of MODEL on a device, from its hardware profile."""
     from .. import load_hardware, predict as run_predict
+    from ..calibrate.scale import parse_scales, scale_profile
 
+    scales = parse_scales(scale)
     profile = load_hardware(hw, cores=threads) if threads else load_hardware(hw)
+    profile = scale_profile(profile, scales, note="netcut predict --scale")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est = run_predict(model, profile, input_shape=input, dtype=dtype, mode=mode, batch=batch,
@@ -61,12 +67,17 @@ def predict(
         err.print(f"trace written to {trace_out} (open in https://ui.perfetto.dev)")
     if as_json:
         payload = est.summary()
+        if scales:
+            payload["scales"] = scales
         if per_layer:
             payload["layers"] = est.layers
         print_json(out, payload)
         return
     for table in estimate_tables(est, per_layer):
         out.print(table)
+    if scales:
+        err.print(f"{profile.name} scaled: " + ", ".join(f"{k} x{v:g}" for k, v in scales.items()),
+                  highlight=False)
     if est.unsupported_ops:
         err.print(f"[yellow]unsupported ops (priced as copies):[/] {est.unsupported_ops}")
 

@@ -60,6 +60,7 @@ def validate(
     from ..validation.h200 import h200_cases, h200_validation
     from ..validation.help_nb201 import nb201_validation
     from ..validation.jetson_fewshot import jetson_cases
+    from ..validation.pytorch_era import era_dispatch_scale
     from ..validation.this_cpu import cpu_cases, cpu_data_dir
     from ..validation.timm_cpu import timm_cases
     from ..validation.writer import prepare_output, report_name, run_context, write_report
@@ -85,8 +86,10 @@ def validate(
             progress.update(task, total=1, completed=1)
             validation.fewshot["h200"] = _run_cases(progress, "H200 3-shot", h200_cases())
         if "jetson" in parts:
-            task = progress.add_task("Jetson: datasheet-only profiles", total=None)
-            validation.jetson = jetson_datasheet()
+            task = progress.add_task("Jetson: PyTorch 1.x dispatch from HELP's GPUs", total=None)
+            validation.jetson_era = era_dispatch_scale()
+            progress.update(task, description="Jetson: datasheet-only profiles")
+            validation.jetson = jetson_datasheet(era=validation.jetson_era)
             progress.update(task, total=1, completed=1)
             validation.fewshot["jetson"] = _run_cases(progress, "Jetson 3-shot", jetson_cases())
         if "timm" in parts:

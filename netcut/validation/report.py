@@ -267,15 +267,23 @@ def profile_version(name: str) -> dict:
     return {"name": name, "file": path.name, "sha256": digest}
 
 
-def jetson_datasheet(csv_path: Path | None = None) -> list[dict]:
+def jetson_datasheet(csv_path: Path | None = None, era: dict | None = None) -> list[dict]:
     """Datasheet-only profiles against torch2trt's Jetson table (eager fp16, batch 1).
 
     ``eager`` rows are compared with torch2trt's "Latency (PyTorch)" column, ``fused``
-    rows (one engine, no per-op dispatch) with its "Latency (TensorRT)" column.
+    rows (one engine, no per-op dispatch) with its "Latency (TensorRT)" column. With
+    ``era`` (:func:`netcut.validation.pytorch_era.era_dispatch_scale`'s result) the
+    eager rows are priced again (``"profile": "era"``) with the host dispatch moved to
+    PyTorch 1.x, which torch2trt ran: at the median scale, and at the lowest and
+    highest column's scale to show how much the choice matters.
     """
+    from .pytorch_era import era_profile
+
     csv_path = shipped_external(JETSON_CSV) if csv_path is None else csv_path
     predictor = RowPredictor()
     profiles = {key: load_hardware(name) for key, name in JETSON_PROFILES.items()}
+    moved = {key: {s: era_profile(p, era[s]) for s in ("median", "min", "max")}
+             for key, p in profiles.items()} if era else {}
     out = []
     with open(csv_path, newline="") as handle:
         for rec in csv.DictReader(handle):
@@ -286,8 +294,14 @@ def jetson_datasheet(csv_path: Path | None = None) -> list[dict]:
                 if mode not in profile.overhead:
                     continue
                 pred = float(predictor.predict([row], profile)[0])
-                out.append({"device": profile.name, "model": row.model, "mode": mode,
-                            "measured_ms": row.median_ms, "predicted_ms": pred})
+                base = {"device": profile.name, "model": row.model, "mode": mode,
+                        "measured_ms": row.median_ms}
+                out.append({**base, "profile": "datasheet", "predicted_ms": pred})
+                if mode == "eager" and moved:
+                    at = {s: float(predictor.predict([row], p)[0]) for s, p in moved[rec["device"]].items()}
+                    out.append({**base, "profile": "era", "predicted_ms": at["median"],
+                                "predicted_at_min_scale_ms": at["min"],
+                                "predicted_at_max_scale_ms": at["max"]})
     return out
 
 
@@ -357,23 +371,40 @@ def h100_summary(result: dict) -> dict:
 
 JETSON_COLUMNS = {"eager": "torch2trt 'Latency (PyTorch)': eager PyTorch fp16",
                   "fused": "torch2trt 'Latency (TensorRT)': a TensorRT engine"}
+JETSON_PROFILE_LABELS = {"datasheet": "datasheet-only",
+                         "era": "datasheet + PyTorch 1.x dispatch (HELP)"}
 
 
-def jetson_summary(records: list[dict], csv_name: str = Path(JETSON_CSV).name) -> dict:
-    """Every Jetson metric as plain data, from :func:`jetson_datasheet`'s records."""
+def jetson_summary(records: list[dict], csv_name: str = Path(JETSON_CSV).name,
+                   era: dict | None = None) -> dict:
+    """Every Jetson metric as plain data, from :func:`jetson_datasheet`'s records;
+    ``era``: :func:`netcut.validation.pytorch_era.era_dispatch_scale`'s result."""
+    records = [{"profile": "datasheet", **r} for r in records]
     groups = []
-    keys = sorted({(r["device"], r["mode"]) for r in records})
-    for device, mode in keys:
-        mine = [r for r in records if (r["device"], r["mode"]) == (device, mode)]
+    keys = sorted({(r["device"], r["mode"], r["profile"]) for r in records},
+                  key=lambda k: (k[0], k[1], list(JETSON_PROFILE_LABELS).index(k[2])))
+    for device, mode, variant in keys:
+        mine = [r for r in records if (r["device"], r["mode"], r["profile"]) == (device, mode, variant)]
         ape = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in mine]
-        groups.append({"device": device, "mode": mode, "compared_with": JETSON_COLUMNS.get(mode, mode),
-                       **judged(ape_metrics(ape), JETSON_TARGETS)})
+        group = {"device": device, "mode": mode, "profile": variant,
+                 "profile_label": JETSON_PROFILE_LABELS[variant],
+                 "compared_with": JETSON_COLUMNS.get(mode, mode),
+                 **judged(ape_metrics(ape), JETSON_TARGETS)}
+        for end in ("min", "max"):  # the era scale's sensitivity: its extreme columns
+            key = f"predicted_at_{end}_scale_ms"
+            if all(key in r for r in mine):
+                group[f"mape_at_{end}_scale"] = float(np.mean(
+                    [abs(r[key] / r["measured_ms"] - 1) for r in mine]))
+        groups.append(group)
     by_model = [{**r, "ratio": r["predicted_ms"] / r["measured_ms"]} for r in records]
     devices = sorted({r["device"] for r in records})
-    return {"data": {"files": {"torch2trt": csv_name}, "rows": len(records)},
-            "profiles": [profile_version(d) for d in devices],
-            "targets": [vars(t) for t in JETSON_TARGETS],
-            "groups": groups, "by_model": by_model}
+    out = {"data": {"files": {"torch2trt": csv_name}, "rows": len(records)},
+           "profiles": [profile_version(d) for d in devices],
+           "targets": [vars(t) for t in JETSON_TARGETS],
+           "groups": groups, "by_model": by_model}
+    if era is not None:
+        out["era"] = era
+    return out
 
 
 @dataclass
@@ -383,6 +414,7 @@ class Validation:
     h100: dict | None = None  # h100_leave_models_out()
     h200: dict | None = None  # h200.h200_validation()
     jetson: list[dict] | None = None  # jetson_datasheet()
+    jetson_era: dict | None = None  # pytorch_era.era_dispatch_scale(), if the eager rows used it
     fewshot: dict[str, list] = field(default_factory=dict)  # part -> [FewShotResult]
     nb201: dict | None = None  # help_nb201.nb201_validation()
 
@@ -398,7 +430,7 @@ class Validation:
 
             out["h200"] = h200_summary(self.h200)
         if self.jetson is not None:
-            out["jetson"] = jetson_summary(self.jetson)
+            out["jetson"] = jetson_summary(self.jetson, era=self.jetson_era)
         if self.nb201 is not None:
             from .help_nb201 import nb201_summary
 
@@ -430,8 +462,8 @@ def headline(summary: dict) -> list[dict]:
                              "profile": label, **_judged_fields(entry[key])})
     if "jetson" in summary:
         for g in summary["jetson"]["groups"]:
-            rows.append({"part": g["device"], "group": g["mode"], "profile": "datasheet-only",
-                         **_judged_fields(g)})
+            rows.append({"part": g["device"], "group": g["mode"],
+                         "profile": g.get("profile_label", "datasheet-only"), **_judged_fields(g)})
     if "nb201" in summary:
         nb = summary["nb201"]
         for key, label in (("zero_shot", "datasheet-only"), ("calibrated", "10-shot calibrated")):
