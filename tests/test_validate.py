@@ -232,6 +232,8 @@ def test_cli_validate_jetson_json(cli, tmp_path):
         assert g["met"] == (g["mape"] <= 0.25)
     # the PyTorch 1.x rows are the same eager rows, priced with dispatch x the HELP median
     era, rows = jetson["era"], jetson["by_model"]
+    # 18 Nano + 29 Xavier networks, each an eager and a TensorRT row; the eager ones priced twice
+    assert jetson["data"]["rows"] == 2 * 47 and jetson["data"]["priced"] == 3 * 47 == len(rows)
     assert era["min"] <= era["median"] <= era["max"] and len(era["per_column"]) == 5
     for device in ("jetson-nano", "jetson-xavier-agx"):
         plain = {r["model"]: r for r in rows if (r["device"], r["mode"], r["profile"]) == (device, "eager", "datasheet")}

@@ -398,7 +398,9 @@ def jetson_summary(records: list[dict], csv_name: str = Path(JETSON_CSV).name,
         groups.append(group)
     by_model = [{**r, "ratio": r["predicted_ms"] / r["measured_ms"]} for r in records]
     devices = sorted({r["device"] for r in records})
-    out = {"data": {"files": {"torch2trt": csv_name}, "rows": len(records)},
+    measured = {(r["device"], r["model"], r["mode"]) for r in records}
+    out = {"data": {"files": {"torch2trt": csv_name}, "rows": len(measured),
+                    "priced": len(records)},
            "profiles": [profile_version(d) for d in devices],
            "targets": [vars(t) for t in JETSON_TARGETS],
            "groups": groups, "by_model": by_model}

@@ -206,7 +206,9 @@ def _header(summary: dict, context: dict) -> str:
         files = ", ".join(f"`{f}`" for f in j["data"]["files"].values())
         info.append(["Jetson data", f"{files} (`netcut/calibration/data/external/torch2trt/`, "
                      f"MIT, a copy of torch2trt's published benchmark tables): {j['data']['rows']} "
-                     "compared rows; nothing fitted"])
+                     "measured rows" + ("" if j["data"].get("priced", j["data"]["rows"]) == j["data"]["rows"]
+                                        else f", {j['data']['priced']} predictions (eager rows twice)")
+                     + "; nothing fitted to a Jetson"])
         info.append(["Jetson profiles", ", ".join(f"`{p['file']}` sha256 `{p['sha256']}`"
                                                   for p in j["profiles"])])
     lines.append(table(["", ""], info))
