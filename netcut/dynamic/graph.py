@@ -15,6 +15,7 @@ import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import TraceError
+from ..planner.bind import bind_submodules
 from ..planner.cuts import CutPoint
 from ..planner.trim import keeps_effects, node_of_row, TrimTracer
 from ..tracing import LayerTable
@@ -119,7 +120,7 @@ def split_stages(gm: fx.GraphModule, exits: list[fx.Node], names: list[str]) -> 
         stage.graph.lint()
         stage.delete_all_unused_submodules()
         stage.recompile()
-        stages.append(stage)
+        stages.append(bind_submodules(stage))  # its layers reached at dict speed at run time
         start = end
     return stages
 

@@ -38,6 +38,7 @@ from ..errors import InvalidInputError, TraceError
 from ..models import resolve_model, torchvision_classifiers
 from ..tracing import LayerTable, parse_input_shape, trace
 from ..tracing.fx_tracer import eval_mode
+from .bind import bind_submodules
 from .cuts import CutPoint, resolve_cut
 
 __all__ = ["GlobalPool", "TrimmedNet", "trim", "HEADS"]
@@ -193,7 +194,8 @@ def _prefix(module: nn.Module, table: LayerTable, point: CutPoint, label: str) -
     graph.eliminate_dead_code(is_impure_node=keeps_effects)
     graph.lint()
     prefix = fx.GraphModule(whole, graph, class_name=f"{type(module).__name__}Prefix")
-    return copy.deepcopy(prefix)  # the TRN's own weights, never the source's tensors
+    # the TRN's own weights, never the source's tensors; layers reached at dict speed
+    return bind_submodules(copy.deepcopy(prefix))
 
 
 def _row_name(node: fx.Node) -> str | None:
