@@ -15,7 +15,9 @@ PROTOCOL = (
     "time.perf_counter around the call on CPUs; on GPUs CUDA events around the call, "
     "then a synchronize. median_ms, min_ms, p90_ms over the timed calls; n = repeats. "
     "Trimmed networks: netcut.trim(model, cut, 10) = the prefix, global average pool, "
-    "Linear(C, 10)."
+    "Linear(C, 10); the prefix is an fx GraphModule with its layers bound as plain "
+    "attributes (netcut/planner/bind.py; files written before 2026-12-05 21:00 UTC "
+    "timed prefixes without that binding)."
 )
 LAYER_PROTOCOL = (
     "netcut measure --per-layer: isolated timing. One forward pass with a forward "
