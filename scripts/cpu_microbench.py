@@ -303,6 +303,44 @@ def _attention_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: (kernel, stride, channels, input size) of the max-pools scanned: overlapping 3x3
+#: windows at stride 1 (Inception's branches) and 2 (ResNet's stem), and 2x2 at stride 2,
+#: over the stage shapes of 224x224 backbones
+POOL_GRID = tuple((k, s, c, size) for k, s in ((3, 1), (3, 2), (2, 2))
+                  for c, size in ((64, 112), (192, 56), (256, 28), (512, 28), (512, 14), (832, 14),
+                                  (832, 7)))
+
+
+def _pool_scan(repeats: int) -> list[dict]:
+    """NCHW max-pools (padding k // 2 for 3x3, ceil_mode off) timed alone."""
+    out = []
+    for k, stride, channels, size in POOL_GRID:
+        pool = nn.MaxPool2d(k, stride, k // 2 if k == 3 else 0)
+        x = torch.randn(1, channels, size, size)
+        ms = _time(pool, [x], repeats)
+        outputs = pool(x).numel()
+        out.append({"kernel": k, "stride": stride, "channels": channels, "size": size, "ms": ms,
+                    "inputs": float(x.numel()), "outputs": float(outputs),
+                    "window_elements": float(outputs * k * k)})
+    return out
+
+
+def pool_fit(scan: list[dict]) -> dict:
+    """Least squares of ms = a x window elements + b x input elements (relative errors):
+    a max-pool compares every element of every window, and reads its input once; with
+    overlapping windows (stride 1) it reads each input element into 9 windows, with
+    3x3/2 into about 2.25, so the two terms tell the strides apart."""
+    cols = [np.array([r[k] for r in scan]) for k in ("window_elements", "inputs")]
+    ms = np.array([r["ms"] for r in scan])
+    design = np.stack(cols, axis=1) / ms[:, None]
+    (a, b), *_ = np.linalg.lstsq(design, np.ones_like(ms), rcond=None)
+    fitted = cols[0] * a + cols[1] * b
+    window_only = cols[0] * float(np.median(ms / cols[0]))  # one rate per window element
+    return {"ns_per_window_element": float(a * 1e6), "ns_per_input": float(b * 1e6),
+            "mape": float(np.mean(np.abs(fitted / ms - 1))),
+            "mape_window_elements_only": float(np.mean(np.abs(window_only / ms - 1)))}
+
+
 GROUPED_SCAN = ((128, 56), (256, 28), (512, 14), (1024, 7))
 GROUP_WIDTHS = (4, 8, 16, 32, 64)
 
@@ -327,6 +365,7 @@ SCANS = {
     "depthwise-scan": "the depthwise conv scan over kernels, strides and sizes",
     "alignment-scan": "the scan of convs off a multiple of 16 channels",
     "attention-scan": "the self-attention scan",
+    "pool-scan": "the max-pool scan over kernels, strides and sizes",
 }
 
 
@@ -366,6 +405,9 @@ def main(argv=None) -> int:
         rows = _depthwise_scan(args.repeats)
         scan = {"depthwise_scan": rows, "fit": depthwise_fit(rows),
                 "fixed_us": {"conv_depthwise": fixed_us("conv_depthwise")}}
+    elif args.pool_scan:
+        rows = _pool_scan(args.repeats)
+        scan = {"pool_scan": rows, "fit": pool_fit(rows)}
     elif args.grouped_scan:
         scan = {"grouped_conv_scan": _grouped_scan(args.repeats),
                 "fixed_us": {"conv_grouped": fixed_us("conv_grouped")}}

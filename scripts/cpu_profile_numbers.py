@@ -5,6 +5,7 @@
         --grouped calibration/data/cpu-xeon-gnr-2c-grouped-scan.json \\
         --occupancy calibration/data/cpu-xeon-gnr-2c-occupancy-scan.json \\
         --attention calibration/data/cpu-xeon-gnr-2c-attention-scan.json \\
+        --pool calibration/data/cpu-xeon-gnr-2c-pool-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -19,7 +20,9 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
   ``conv_pointwise``: over the 1x1 convs; ``conv_grouped``: over the grouped scan;
   ``conv_depthwise``: over the depthwise ops; ``matmul``: the compute-bound linear;
   ``attention`` (``--attention``): over the self-attention scan, after its fixed cost;
-- ``pool``/``pool_max``: the average/max pool's rate over the peak;
+- ``pool``/``pool_max``: the average/max pool's rate over the peak; with ``--pool``
+  (the max-pool scan), ``pool_max`` is the scan fit's rate per window element over the
+  peak, and ``pool_input_ns_per_core`` its time per input element x the effective cores;
 - memory ``default``: the median elementwise rate over the 4 MiB copy rate (capped at
   1), ``norm``: the same over batchnorm and layernorm;
 - dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool;
@@ -70,7 +73,8 @@ def _dense_convs() -> dict[str, tuple[int, int]]:
 
 
 def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
-           cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None) -> dict:
+           cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None,
+           pool: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     peak = peak_per_core * (1 + (cores - 1) * thread_efficiency)  # GFLOP/s
     ops = {r["op"]: r for r in micro["ops"]}
@@ -101,6 +105,8 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
             share(r["flops"], r["ms"], a_fixed) for r in attention["attention_scan"])
     compute["pool"] = ops[AVG_POOL_OP]["gflops_per_s"] / peak
     compute["pool_max"] = ops[MAX_POOL_OP]["gflops_per_s"] / peak
+    if pool:  # the scan's two-term fit: per window element, and per input element read
+        compute["pool_max"] = 1.0 / pool["fit"]["ns_per_window_element"] / peak
     cache = micro["bandwidth"]["copy_4MiB_gbs"]
     memory = {"default": min(1.0, statistics.median(ops[n]["gb_per_s"] for n in ELEMENTWISE_OPS) / cache),
               "norm": statistics.median(ops[n]["gb_per_s"] for n in NORM_OPS) / cache}
@@ -122,6 +128,9 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
     }
     if occupancy:
         out["saturation_outputs_per_core"] = per_core
+    if pool:
+        effective = 1 + (cores - 1) * thread_efficiency
+        out["pool_input_ns_per_core"] = round(pool["fit"]["ns_per_input"] * effective, 2)
     return out
 
 
@@ -131,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--grouped", type=Path, help="cpu_microbench.py --grouped-scan output")
     parser.add_argument("--occupancy", type=Path, help="cpu_microbench.py --occupancy-scan output")
     parser.add_argument("--attention", type=Path, help="cpu_microbench.py --attention-scan output")
+    parser.add_argument("--pool", type=Path, help="cpu_microbench.py --pool-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -141,7 +151,7 @@ def main(argv=None) -> int:
         return json.loads(path.read_text()) if path else None
 
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
-                 args.cores, args.thread_efficiency, load(args.attention))
+                 args.cores, args.thread_efficiency, load(args.attention), load(args.pool))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -367,6 +367,35 @@ def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
     assert price_rows(odd, plain, "eager").compute_s[0] == pytest.approx(padded * (58 / 64) ** 2, rel=1e-9)
 
 
+def test_a_cpu_max_pool_pays_for_its_input_as_well_as_its_windows():
+    """With ``compute.pool_input_ns_per_core`` a max-pool costs its window elements at
+    the pool_max rate plus each input element once: a 3x3 pool at stride 1 reads one
+    input per output, at stride 2 four (on the Xeon 6 guest 11.9 against 13.9 ns per
+    output, calibration/data/cpu-xeon-gnr-2c-pool-scan.json). Without the field,
+    window elements alone."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    per_core = profile.compute.pool_input_ns_per_core
+    assert per_core == 1.88 and profile.effective_cores() == pytest.approx(1.85)
+    rate = 0.0018 * 473.6e9  # window elements per second
+    for stride, outputs in ((1, 256 * 28 * 28), (2, 256 * 14 * 14)):
+        table = trace(nn.MaxPool2d(3, stride, 1), (256, 28, 28)).at(batch=1, dtype="float32")
+        assert table.flops[0] == outputs * 9
+        priced = price_rows(table, profile, "eager").compute_s[0]
+        assert priced == pytest.approx(outputs * 9 / rate + 256 * 28 * 28 * per_core * 1e-9 / 1.85, rel=1e-9)
+        compute = profile.compute.model_copy(update={"pool_input_ns_per_core": None})
+        plain = profile.model_copy(update={"compute": compute})
+        assert price_rows(table, plain, "eager").compute_s[0] == pytest.approx(outputs * 9 / rate, rel=1e-9)
+    # an average pool, and every profile without the field, are priced as before
+    avg = trace(nn.AvgPool2d(3, 1, 1), (256, 28, 28)).at(batch=1, dtype="float32")
+    assert price_rows(avg, profile, "eager").compute_s[0] == pytest.approx(
+        256 * 28 * 28 * 9 / (0.0025 * 473.6e9), rel=1e-9)
+    assert load_hardware("epyc-genoa-2c").compute.pool_input_ns_per_core is None
+
+
 def test_dtype_overrides_take_precedence_in_documented_order():
     from netcut.hardware.schema import Efficiency
 

@@ -154,6 +154,8 @@ BROKEN = {
                          ["memory.l3_cache_mib", "source"]),
     "unknown_key": (_mutated(_set("colour", "red")), ["colour"]),
     "channel_block_zero": (_mutated(_set("compute", "channel_block", 0)), ["compute.channel_block", "0"]),
+    "pool_input_negative": (_mutated(_set("compute", "pool_input_ns_per_core", -1.0)),
+                            ["compute.pool_input_ns_per_core", "-1"]),
 }
 
 

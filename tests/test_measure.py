@@ -413,6 +413,23 @@ def test_cpu_microbench_depthwise_scan_and_fit(monkeypatch):
     assert fit["gflops_per_s"] == pytest.approx(200, rel=1e-6) and fit["mape"] < 1e-9
 
 
+def test_cpu_microbench_pool_scan_and_fit(monkeypatch):
+    """scripts/cpu_microbench.py --pool-scan: a 3x3 pool at stride 1 has as many outputs
+    as inputs, at stride 2 a quarter; the fit recovers both rates from times made with them."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "POOL_GRID", ((3, 1, 8, 8), (3, 2, 8, 8), (2, 2, 8, 8)))
+    rows = bench._pool_scan(1)
+    assert [r["outputs"] for r in rows] == [8 * 64, 8 * 16, 8 * 16]
+    assert [r["window_elements"] for r in rows] == [8 * 64 * 9, 8 * 16 * 9, 8 * 16 * 4]
+    assert all(r["inputs"] == 8 * 64 and r["ms"] > 0 for r in rows)
+    # 1.2 ns per window element + 1.0 per input
+    synthetic = [{**r, "ms": (1.2 * r["window_elements"] + 1.0 * r["inputs"]) * 1e-6} for r in rows]
+    fit = bench.pool_fit(synthetic)
+    assert fit["ns_per_window_element"] == pytest.approx(1.2, rel=1e-6)
+    assert fit["ns_per_input"] == pytest.approx(1.0, rel=1e-6) and fit["mape"] < 1e-9
+    assert fit["mape_window_elements_only"] > 0.05  # one rate per window element cannot fit it
+
+
 def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     """scripts/cpu_profile_numbers.py derives, from the committed micro-benchmark files,
     exactly the efficiencies, per-op costs, bandwidths and occupancy term that
@@ -429,7 +446,7 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
         return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
 
     derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0,
-                             attention=load("attention-scan"))
+                             attention=load("attention-scan"), pool=load("pool-scan"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
@@ -439,4 +456,5 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     for field, value in derived["memory"].items():
         assert getattr(profile.memory, field) == value, field
     assert profile.compute.saturation_outputs_per_core == derived["saturation_outputs_per_core"]
+    assert profile.compute.pool_input_ns_per_core == derived["pool_input_ns_per_core"]
     assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0

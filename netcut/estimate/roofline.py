@@ -117,6 +117,7 @@ class ProfileVectors:
     eff_pointwise: float = float("nan")  # 1x1 dense convs' compute efficiency (conv's if unlisted)
     network_bandwidth: float = 0.0  # CPU: bytes/s every op's traffic moves at again (0: none)
     channel_block: float = 0.0  # CPU: channels per vector block of conv layouts (0: none)
+    pool_input_s: float = 0.0  # CPU: seconds per input element of a max-pool (0: none)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -148,6 +149,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         cache_bytes=profile.cache_bytes() if profile.kind == "cpu" else 0.0,
         network_bandwidth=profile.network_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         channel_block=float(getattr(profile.compute, "channel_block", None) or 0.0),
+        pool_input_s=profile.pool_input_s() if profile.kind == "cpu" else 0.0,
     )
     if cache is not None:
         cache[key] = vectors
@@ -156,6 +158,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
 
 _CONV_IDX = OP_CLASSES.index("conv")
 _ELEMENTWISE_IDX = OP_CLASSES.index("elementwise")
+_POOL_MAX_IDX = OP_CLASSES.index("pool_max")
 
 def _winograd_rows(table: LayerTable) -> np.ndarray:
     """Dense 3x3 stride-1 convolutions (9 taps, same spatial size)."""
@@ -241,6 +244,9 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         flops = np.where(_winograd_rows(table) & v.cuda_core_conv[cls], flops / WINOGRAD_3X3_SAVING, flops)
     efficiency = np.where(conv & (table.conv_taps == 1.0), v.eff_pointwise, v.eff_compute[cls])
     compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * efficiency), 0.0)
+    if v.pool_input_s > 0:  # a CPU max-pool reads its input once, whatever its windows overlap
+        inputs = table.act_read1 * np.where(table.batch_scaled, float(table.batch), 1.0)
+        compute_s = np.where(cls == _POOL_MAX_IDX, compute_s + inputs * v.pool_input_s, compute_s)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)

@@ -178,6 +178,13 @@ class CpuCompute(_ComputeBase):
         "efficiency: with n outputs it runs (1 + cores x this / n) times slower (fitted to a "
         "micro-benchmark scan, scripts/cpu_microbench.py --occupancy-scan). None = no such term"
     )
+    pool_input_ns_per_core: Positive | None = Field(
+        None, description="max-pooling: ns one core spends per input element on top of the "
+        "window elements the pool_max efficiency prices (scalar code reads every element; "
+        "overlapping windows share it, so a 3x3 pool at stride 1 costs less per window "
+        "element than at stride 2); fitted to scripts/cpu_microbench.py --pool-scan. None = "
+        "window elements alone"
+    )
     channel_block: Annotated[int, Field(gt=0)] | None = Field(
         None, description="channels the conv library packs per vector block (16 fp32 lanes of "
         "AVX-512 in oneDNN's blocked layouts): a conv's FLOPs are priced with its channels "
@@ -293,6 +300,11 @@ class CpuProfile(_ProfileBase):
         """Bandwidth of cache-resident traffic (0: the profile prices everything at DRAM's)."""
         per_core = self.memory.cache_bandwidth_gbs_per_core
         return per_core * self.compute.cores * 1e9 if per_core else 0.0
+
+    def pool_input_s(self) -> float:
+        """Seconds per input element a max-pool adds with ``cores`` threads (0: none)."""
+        per_core = self.compute.pool_input_ns_per_core
+        return per_core * 1e-9 / self.effective_cores() if per_core else 0.0
 
     def network_bandwidth_bytes_per_s(self) -> float:
         """In-network traffic's extra bandwidth (0: no such term)."""
