@@ -67,3 +67,10 @@ def test_trim_returns_a_bound_prefix():
     trn = trim("torchvision:mnasnet0_5", "layers.8.1", 10)
     assert _bound_everywhere(trn.features)
     assert any("." in n for n, _ in trn.features.named_modules())  # the source's paths are kept
+
+
+def test_a_submodule_set_to_none_is_dropped_when_bound_again():
+    model = bind_submodules(_nested())
+    model[0][1] = None  # nn.Module keeps the key with None and leaves our entry
+    bind_submodules(model)
+    assert "1" not in vars(model[0]) and model[0]._modules["1"] is None

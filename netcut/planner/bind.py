@@ -14,9 +14,9 @@ GPU, where the host is the bottleneck, it is a larger share (see
 only registry: ``state_dict``, ``named_modules``, ``.to()``, hooks, deep copies and
 pickling see the model unchanged. Assigning a new submodule with ``parent.name =
 module`` (or ``parent[i] = module`` on a Sequential) goes through
-``nn.Module.__setattr__``, which drops the bound entry first, so it stays right; only
-``del parent.name`` leaves the old module reachable as an attribute, which
-:func:`bind_submodules` called again repairs.
+``nn.Module.__setattr__``, which drops the bound entry first, so it stays right. Two
+edits leave the old module reachable as an attribute: ``del parent.name`` and
+``parent.name = None``; :func:`bind_submodules` called again repairs both.
 """
 
 from __future__ import annotations
