@@ -89,3 +89,20 @@ def test_cli_predict_scale(cli):
     assert scaled["total_ms"] > 1.5 * plain["total_ms"]
     code, out, err = cli("predict", "mobilenet_v2", "--hw", "epyc-genoa-2c", "--scale", "kernel=2")
     assert code == 2 and out == "" and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_a_scaled_calibrated_profile_shows_no_interval(tmp_path):
+    """The stored interval was measured for the fitted numbers, not for moved ones."""
+    from netcut import predict
+    from netcut.calibrate import Calibrator
+    from netcut.measurements import Row
+
+    base = load_hardware("jetson-nano")
+    rows = [Row(model=m, input=(3, 224, 224), batch=1, dtype="float16", mode="eager", median_ms=ms)
+            for m, ms in (("resnet18", 35.0), ("resnet50", 82.0), ("squeezenet1_1", 14.0))]
+    fitted = Calibrator(base, params=["dispatch"], cross_validate=False).fit(rows).profile_
+    assert predict("torchvision:resnet18", fitted, dtype="float16").interval_ms is not None
+    moved = scale_profile(fitted, {"dispatch": 1.5})
+    assert predict("torchvision:resnet18", moved, dtype="float16").interval_ms is None
+    assert moved.calibration["scaled_after_fit"] == {"dispatch": 1.5}
+    assert moved.calibration["models"] == fitted.calibration["models"]

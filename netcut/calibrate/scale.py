@@ -19,8 +19,10 @@ def scale_profile(profile, scales: Mapping[str, float], note: str | None = None)
     """``profile`` with each named parameter's numbers multiplied by its scale.
 
     Efficiencies stay at most 1, as in a fit. ``note`` (where the scales came from) is
-    written into the sources of every number that moved. Unknown names, parameters
-    that do not apply to this profile, and scales that are not positive raise
+    written into the sources of every number that moved. A calibrated profile loses its
+    prediction interval (its record stays, with the scales added): the interval was
+    measured for the numbers before they moved. Unknown names, parameters that do not
+    apply to this profile, and scales that are not positive raise
     :class:`InvalidInputError`.
     """
     if not scales:
@@ -39,6 +41,9 @@ def scale_profile(profile, scales: Mapping[str, float], note: str | None = None)
             set_path(data, path, min(moved, 1.0) if param.fraction else moved)
             data["sources"][path] = (f"{profile.name}'s number scaled x{value:.3g} by '{name}'"
                                      + (f": {note}" if note else ""))
+    if data.get("calibration"):
+        data["calibration"] = {**data["calibration"], "log_residual_sd": None,
+                               "scaled_after_fit": dict(scales)}
     return type(profile).model_validate(data)
 
 
