@@ -245,8 +245,7 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     efficiency = np.where(conv & (table.conv_taps == 1.0), v.eff_pointwise, v.eff_compute[cls])
     compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * efficiency), 0.0)
     if v.pool_input_s > 0:  # a CPU max-pool reads its input once, whatever its windows overlap
-        inputs = table.act_read1 * np.where(table.batch_scaled, float(table.batch), 1.0)
-        compute_s = np.where(cls == _POOL_MAX_IDX, compute_s + inputs * v.pool_input_s, compute_s)
+        compute_s = np.where(cls == _POOL_MAX_IDX, compute_s + table.inputs * v.pool_input_s, compute_s)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)

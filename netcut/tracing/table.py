@@ -140,6 +140,11 @@ class LayerTable:
         return self.act_write1 * self._scale
 
     @property
+    def inputs(self) -> np.ndarray:
+        """Activation elements each row reads (weights not counted)."""
+        return self.act_read1 * self._scale
+
+    @property
     def op_classes(self) -> list[str]:
         return [OP_CLASSES[i] for i in self.op_class_idx]
 
