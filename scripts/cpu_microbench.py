@@ -30,8 +30,10 @@ the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` tim
 dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
 next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan``
 times depthwise 3x3 and 5x5 convs over strides and sizes and fits ms = fixed + a x inputs
-+ b x outputs + c x FLOPs (no profile uses it yet: the data behind the depthwise pricing
-noted in calibration/data/cpu-xeon-gnr-2c-sweeps/README.md).
++ b x outputs + c x FLOPs (the source of a CPU profile's ``depthwise_*_ns_per_core``).
+``--conv-path-scan`` times dense convs either side of the input size at which PyTorch
+hands a conv to oneDNN instead of im2col + GEMM, and a 5x5 conv on the tiny input: the
+fixed cost of a oneDNN conv (a CPU profile's ``onednn_conv_us``).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -357,6 +359,51 @@ def _grouped_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: Dense convs at batch 1 fp32 go one of two ways in PyTorch's CPU build: to oneDNN when
+#: the input holds more than 20480 elements or the kernel is larger than 3 in both
+#: dimensions, else to im2col + GEMM (``_slow_conv2d_forward``). Each pair straddles the
+#: element threshold with the same filter: (in channels below, in channels above, out
+#: channels, kernel, size)
+CONV_PATH_PAIRS = ((104, 105, 16, 1, 14), (104, 105, 104, 1, 14), (26, 27, 16, 1, 28),
+                   (20, 21, 16, 3, 32), (408, 418, 16, 3, 7))
+
+
+def _conv_backend(conv, x) -> str:
+    """Which ATen kernel ran ``conv`` on ``x`` (from the profiler's op names)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        conv(x)
+    names = {e.key for e in prof.key_averages()}
+    for name in ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward"):
+        if name in names:
+            return name.split("::")[1]
+    return "other"
+
+
+def _conv_path_scan(repeats: int) -> list[dict]:
+    """Each pair of CONV_PATH_PAIRS timed, with the kernel that ran it."""
+    out = []
+    for below, above, cout, k, size in CONV_PATH_PAIRS:
+        for cin in (below, above):
+            conv = nn.Conv2d(cin, cout, k, 1, k // 2, bias=False).eval()
+            x = torch.randn(1, cin, size, size)
+            out.append({"cin": cin, "cout": cout, "kernel": k, "size": size, "inputs": float(x.numel()),
+                        "backend": _conv_backend(conv, x), "ms": _time(conv, [x], repeats)})
+    return out
+
+
+def conv_path_fit(scan: list[dict], tiny: dict) -> dict:
+    """oneDNN's fixed cost per dense conv: the tiny 5x5 conv (oneDNN by its kernel size)
+    on the 1x16x8x8 input the other classes' fixed costs use; and how much more each
+    pair's oneDNN conv took than its im2col neighbour, for comparison."""
+    steps = [(b["ms"] - a["ms"]) * 1e3 for a, b in zip(scan[::2], scan[1::2])]
+    return {"onednn_conv_us": tiny["conv_onednn"], "pair_steps_us": steps,
+            "backends_as_expected": all(a["backend"] == "_slow_conv2d_forward"
+                                        and b["backend"] == "mkldnn_convolution"
+                                        for a, b in zip(scan[::2], scan[1::2]))}
+
+
 #: the runs that time one scan alone: flag -> what it times
 SCANS = {
     "conv-scan": "the dense conv scan",
@@ -366,6 +413,7 @@ SCANS = {
     "alignment-scan": "the scan of convs off a multiple of 16 channels",
     "attention-scan": "the self-attention scan",
     "pool-scan": "the max-pool scan over kernels, strides and sizes",
+    "conv-path-scan": "dense convs either side of PyTorch's oneDNN threshold",
 }
 
 
@@ -408,6 +456,12 @@ def main(argv=None) -> int:
     elif args.pool_scan:
         rows = _pool_scan(args.repeats)
         scan = {"pool_scan": rows, "fit": pool_fit(rows)}
+    elif args.conv_path_scan:
+        rows = _conv_path_scan(args.repeats)
+        onednn = nn.Conv2d(16, 16, 5, 1, 2, bias=False).eval()  # oneDNN by its kernel size
+        tiny = {"conv": fixed_us("conv"),
+                "conv_onednn": _time(onednn, [torch.randn(1, 16, 8, 8)], max(args.repeats, 200)) * 1e3}
+        scan = {"conv_path_scan": rows, "fixed_us": tiny, "fit": conv_path_fit(rows, tiny)}
     elif args.grouped_scan:
         scan = {"grouped_conv_scan": _grouped_scan(args.repeats),
                 "fixed_us": {"conv_grouped": fixed_us("conv_grouped")}}

@@ -6,6 +6,9 @@
         --occupancy calibration/data/cpu-xeon-gnr-2c-occupancy-scan.json \\
         --attention calibration/data/cpu-xeon-gnr-2c-attention-scan.json \\
         --pool calibration/data/cpu-xeon-gnr-2c-pool-scan.json \\
+        --depthwise calibration/data/cpu-xeon-gnr-2c-depthwise-scan.json \\
+        --conv-paths calibration/data/cpu-xeon-gnr-2c-conv-path-scan.json \\
+        --alignment calibration/data/cpu-xeon-gnr-2c-alignment-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -13,16 +16,25 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
 ``hwmodels/xeon-gnr-2c.yaml`` state it:
 
 - peak = peak per core x (1 + (cores - 1) x thread efficiency);
-- a conv's share of peak is its FLOPs over (time - its class's fixed cost per call);
+- a conv's share of peak is its FLOPs over (time - its class's fixed cost per call); with
+  ``--conv-paths``, a dense conv PyTorch hands to oneDNN (``netcut.estimate.roofline.
+  onednn_convs``: every dense conv of the micro-benchmarks) takes off oneDNN's fixed cost,
+  the scan's tiny 5x5 conv, which the profile lists as ``onednn_conv_us``;
   dense and grouped convs are then multiplied by (1 + s / outputs), undoing the
   occupancy term s (``--occupancy``: the scan's fit, rounded to 10 per core);
 - ``conv``: the median over the dense convs with a kxk filter (k > 1), stems included;
   ``conv_pointwise``: over the 1x1 convs; ``conv_grouped``: over the grouped scan;
-  ``conv_depthwise``: over the depthwise ops; ``matmul``: the compute-bound linear;
+  ``conv_depthwise``: over the depthwise ops, or with ``--depthwise`` (the depthwise
+  scan) its fit's FLOP rate over the peak, with ``depthwise_input_ns_per_core`` and
+  ``depthwise_output_ns_per_core`` its times per element x the effective cores;
+  ``matmul``: the compute-bound linear;
   ``attention`` (``--attention``): over the self-attention scan, after its fixed cost;
 - ``pool``/``pool_max``: the average/max pool's rate over the peak; with ``--pool``
   (the max-pool scan), ``pool_max`` is the scan fit's rate per window element over the
   peak, and ``pool_input_ns_per_core`` its time per input element x the effective cores;
+- ``misaligned_factor`` (``--alignment``, the scan of convs off a multiple of 16
+  channels): per kind (1x1, dense 3x3, depthwise 3x3), the median over the scan of each
+  such conv's time over its neighbour's at the next multiple of 16, rounded to 2 places;
 - memory ``default``: the median elementwise rate over the 4 MiB copy rate (capped at
   1), ``norm``: the same over batchnorm and layernorm;
 - dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool;
@@ -61,22 +73,32 @@ def _bench():
     return module
 
 
-def _dense_convs() -> dict[str, tuple[int, int]]:
-    """Each dense conv of the micro-benchmark: (kernel taps, outputs written)."""
+def _dense_convs() -> dict[str, tuple[int, int, int]]:
+    """Each dense conv of the micro-benchmark: (kernel taps, outputs written, input elements)."""
     out = {}
     for name, _, module, shape in _bench()._ops():
         if isinstance(module, torch.nn.Conv2d) and module.groups == 1:
+            x = torch.zeros(shape)
             with torch.no_grad():
-                outputs = module(torch.zeros(shape)).numel()
-            out[name] = (module.kernel_size[0] * module.kernel_size[1], outputs)
+                outputs = module(x).numel()
+            out[name] = (module.kernel_size[0] * module.kernel_size[1], outputs, x.numel())
     return out
+
+
+def _goes_to_onednn(taps: int, inputs: int) -> bool:
+    """netcut.estimate.roofline.onednn_convs's rule for one batch-1 float32 dense conv."""
+    from netcut.estimate.roofline import ONEDNN_MIN_INPUT
+
+    return inputs > ONEDNN_MIN_INPUT or taps >= 16
 
 
 def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
            cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None,
-           pool: dict | None = None) -> dict:
+           pool: dict | None = None, depthwise: dict | None = None,
+           conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16) -> dict:
     """The profile entries (see the module docstring for the rule)."""
-    peak = peak_per_core * (1 + (cores - 1) * thread_efficiency)  # GFLOP/s
+    effective = 1 + (cores - 1) * thread_efficiency
+    peak = peak_per_core * effective  # GFLOP/s
     ops = {r["op"]: r for r in micro["ops"]}
     fixed = micro["fixed_us"]
     per_core = round(occupancy["fit"]["saturation_outputs"] / cores, -1) if occupancy else 0.0
@@ -87,9 +109,15 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
         return rate / peak * (1 + s / outputs if outputs else 1.0)
 
     dense = _dense_convs()
-    kxk = [share(ops[n]["flops"], ops[n]["ms"], fixed["conv"], o) for n, (taps, o) in dense.items() if taps > 1]
-    pointwise = [share(ops[n]["flops"], ops[n]["ms"], fixed["conv"], o)
-                 for n, (taps, o) in dense.items() if taps == 1]
+    onednn_us = conv_paths["fit"]["onednn_conv_us"] if conv_paths else None
+
+    def dense_fixed(taps: int, inputs: int) -> float:
+        return onednn_us if onednn_us is not None and _goes_to_onednn(taps, inputs) else fixed["conv"]
+
+    kxk = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(taps, i), o)
+           for n, (taps, o, i) in dense.items() if taps > 1]
+    pointwise = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(taps, i), o)
+                 for n, (taps, o, i) in dense.items() if taps == 1]
     compute = {"conv": statistics.median(kxk), "conv_pointwise": statistics.median(pointwise)}
     if grouped:
         g_fixed = grouped["fixed_us"]["conv_grouped"]
@@ -98,6 +126,8 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
             for r in grouped["grouped_conv_scan"])
     compute["conv_depthwise"] = statistics.median(
         share(ops[n]["flops"], ops[n]["ms"], fixed["conv_depthwise"]) for n in DEPTHWISE_OPS)
+    if depthwise:  # the scan's fit: FLOPs at a rate, plus time per input and output element
+        compute["conv_depthwise"] = depthwise["fit"]["gflops_per_s"] / peak
     compute["matmul"] = share(ops[MATMUL_OP]["flops"], ops[MATMUL_OP]["ms"], fixed["matmul"])
     if attention:
         a_fixed = attention["fixed_us"]["attention"]
@@ -129,9 +159,31 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
     if occupancy:
         out["saturation_outputs_per_core"] = per_core
     if pool:
-        effective = 1 + (cores - 1) * thread_efficiency
         out["pool_input_ns_per_core"] = round(pool["fit"]["ns_per_input"] * effective, 2)
+    if depthwise:
+        out["depthwise_input_ns_per_core"] = round(depthwise["fit"]["ns_per_input"] * effective, 2)
+        out["depthwise_output_ns_per_core"] = round(depthwise["fit"]["ns_per_output"] * effective, 2)
+    if onednn_us is not None:
+        out["onednn_conv_us"] = round(onednn_us, 1)
+    if alignment:
+        out["misaligned_factor"] = misaligned_factor(alignment["alignment_scan"], block)
     return out
+
+
+#: the alignment scan's conv kinds, by the profile key of their factor
+ALIGNMENT_KINDS = {"1x1": "conv_pointwise", "3x3": "conv", "depthwise 3x3": "conv_depthwise"}
+
+
+def misaligned_factor(scan: list[dict], block: int = 16) -> dict[str, float]:
+    """Per conv kind, the median of time(C) / time(next multiple of ``block``) over the
+    scan's channel counts C off a multiple (each timed beside its neighbour, same size)."""
+    times = {(r["conv"], r["size"], r["channels"]): r["ms"] for r in scan}
+    ratios: dict[str, list[float]] = {}
+    for (kind, size, channels), ms in times.items():
+        aligned = (kind, size, -(-channels // block) * block)
+        if channels % block and aligned in times:
+            ratios.setdefault(ALIGNMENT_KINDS[kind], []).append(ms / times[aligned])
+    return {key: round(statistics.median(values), 2) for key, values in ratios.items()}
 
 
 def main(argv=None) -> int:
@@ -141,6 +193,9 @@ def main(argv=None) -> int:
     parser.add_argument("--occupancy", type=Path, help="cpu_microbench.py --occupancy-scan output")
     parser.add_argument("--attention", type=Path, help="cpu_microbench.py --attention-scan output")
     parser.add_argument("--pool", type=Path, help="cpu_microbench.py --pool-scan output")
+    parser.add_argument("--depthwise", type=Path, help="cpu_microbench.py --depthwise-scan output")
+    parser.add_argument("--conv-paths", type=Path, help="cpu_microbench.py --conv-path-scan output")
+    parser.add_argument("--alignment", type=Path, help="cpu_microbench.py --alignment-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -151,7 +206,8 @@ def main(argv=None) -> int:
         return json.loads(path.read_text()) if path else None
 
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
-                 args.cores, args.thread_efficiency, load(args.attention), load(args.pool))
+                 args.cores, args.thread_efficiency, load(args.attention), load(args.pool),
+                 load(args.depthwise), load(args.conv_paths), load(args.alignment))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -209,7 +209,9 @@ def test_the_conv_scale_moves_pointwise_convs_too():
 
     base = load_hardware("xeon-gnr-2c")
     data = spelled_out(base)
-    assert data["efficiency"]["compute"]["conv_pointwise"] == 0.41
+    pointwise, kxk = base.efficiency.compute["conv_pointwise"], base.efficiency.compute["conv"]
+    assert pointwise != kxk  # the profile lists its own 1x1 efficiency
+    assert data["efficiency"]["compute"]["conv_pointwise"] == pointwise
     conv = next(p for p in CATALOGUE if p.name == "conv")
     assert {"efficiency.compute.conv", "efficiency.compute.conv_pointwise"} <= set(conv.paths(data, "cpu"))
     gpu = spelled_out(load_hardware("h100-sxm"))  # unlisted: written out as conv's value
@@ -217,8 +219,8 @@ def test_the_conv_scale_moves_pointwise_convs_too():
     rows, _ = _measured_on(base, {"compute": 1.0, "conv": 1.3}, _rows())
     fitted = Calibrator(base, params=["compute", "conv"]).fit(rows).profile_
     ratio = fitted.efficiency.compute["conv_pointwise"] / fitted.efficiency.compute["conv"]
-    assert ratio == pytest.approx(0.41 / 0.63, rel=1e-6)
-    assert fitted.efficiency.compute["conv"] == pytest.approx(0.63 * 1.3, rel=1e-3)
+    assert ratio == pytest.approx(pointwise / kxk, rel=1e-6)
+    assert fitted.efficiency.compute["conv"] == pytest.approx(kxk * 1.3, rel=1e-3)
 
 
 def test_the_network_scale_is_recovered_and_skipped_where_a_profile_has_no_such_term(cpu):
@@ -254,3 +256,18 @@ def test_dispatch_leaves_a_cpus_conv_setup_alone_but_not_a_gpus(cpu):
     before, after = cpu.overhead["eager"].dispatch_us, fitted.overhead["eager"].dispatch_us
     assert after["conv_depthwise"] == pytest.approx(before.get("conv_depthwise", before["default"]))
     assert after["conv"] == pytest.approx(3.0 * before.get("conv", before["default"]), rel=1e-3)
+
+
+def test_conv_dispatch_scales_onednns_cost_per_conv_and_dispatch_leaves_it():
+    """``overhead.eager.onednn_conv_us`` is the conv library's own cost, like the grouped
+    and depthwise setup: ``conv_dispatch`` scales it, ``dispatch`` does not."""
+    from netcut.calibrate.edit import spelled_out
+
+    gnr = load_hardware("xeon-gnr-2c")
+    data = spelled_out(gnr)
+    dispatch = next(p for p in CATALOGUE if p.name == "dispatch")
+    conv_dispatch = next(p for p in CATALOGUE if p.name == "conv_dispatch")
+    assert "overhead.eager.onednn_conv_us" in conv_dispatch.paths(data, "cpu")
+    assert "overhead.eager.onednn_conv_us" not in dispatch.paths(data, "cpu")
+    # a profile without the entry offers no such path (None is not a number to scale)
+    assert "overhead.eager.onednn_conv_us" not in conv_dispatch.paths(spelled_out(load_hardware("epyc-milan-2c")), "cpu")

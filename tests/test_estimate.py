@@ -253,25 +253,25 @@ def test_a_1x1_conv_takes_conv_pointwise_and_a_kxk_conv_takes_conv():
     from netcut.estimate.roofline import price_rows
 
     profile = load_hardware("xeon-gnr-2c")
-    assert profile.efficiency.compute["conv_pointwise"] == 0.41
-    assert profile.efficiency.compute["conv"] == 0.63
+    assert profile.efficiency.compute["conv_pointwise"] == 0.46
+    assert profile.efficiency.compute["conv"] == 0.68
     compute = profile.compute.model_copy(update={"saturation_outputs_per_core": None})
     profile = profile.model_copy(update={"compute": compute})  # no occupancy term here
     peak = 256.0e9 * (1 + 0.85)  # 2 cores at thread efficiency 0.85: 473.6 GFLOP/s
     pointwise = trace(nn.Conv2d(64, 64, 1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
     square = trace(nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 14, 14)).at(batch=1, dtype="float32")
-    # 1x1: 2 x 64 x 64 x 196 = 1,605,632 FLOPs at 0.41 x 473.6e9 -> 8.27 us
+    # 1x1: 2 x 64 x 64 x 196 = 1,605,632 FLOPs at 0.46 x 473.6e9 -> 7.37 us
     assert pointwise.flops[0] == 2 * 64 * 64 * 196
     assert price_rows(pointwise, profile, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 196 / (0.41 * peak), rel=1e-9)
-    # 3x3: 9x the FLOPs (14,450,688) at 0.63 x 473.6e9 -> 48.4 us
+        2 * 64 * 64 * 196 / (0.46 * peak), rel=1e-9)
+    # 3x3: 9x the FLOPs (14,450,688) at 0.68 x 473.6e9 -> 44.9 us
     assert price_rows(square, profile, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 9 * 196 / (0.63 * peak), rel=1e-9)
+        2 * 64 * 64 * 9 * 196 / (0.68 * peak), rel=1e-9)
     compute = dict(profile.efficiency.compute)
     del compute["conv_pointwise"]
     plain = profile.model_copy(update={"efficiency": profile.efficiency.model_copy(update={"compute": compute})})
     assert price_rows(pointwise, plain, "eager").compute_s[0] == pytest.approx(
-        2 * 64 * 64 * 196 / (0.63 * peak), rel=1e-9)
+        2 * 64 * 64 * 196 / (0.68 * peak), rel=1e-9)
 
 
 def test_a_cpu_conv_with_few_outputs_pays_the_occupancy_term():
@@ -286,15 +286,15 @@ def test_a_cpu_conv_with_few_outputs_pays_the_occupancy_term():
     assert load_hardware("xeon-gnr-2c", cores=1).saturation_outputs() == 5650
     assert load_hardware("epyc-milan-2c").saturation_outputs() == 0.0
     small = trace(nn.Conv2d(512, 512, 3, padding=1, bias=False), (512, 7, 7)).at(batch=1, dtype="float32")
-    # 2 x 512 x 512 x 9 x 49 = 231,211,008 FLOPs at 0.63 x 473.6e9 = 775 us, times
-    # (1 + 11,300 / 25,088 outputs) = 1.450: 1.124 ms (the scan timed 1.088 ms)
+    # 2 x 512 x 512 x 9 x 49 = 231,211,008 FLOPs at 0.68 x 473.6e9 = 718 us, times
+    # (1 + 11,300 / 25,088 outputs) = 1.450: 1.041 ms (the scan timed 1.088 ms)
     flops = 2 * 512 * 512 * 9 * 49
-    expected = flops / (0.63 * 256.0e9 * 1.85) * (1 + 2 * 5650 / (512 * 49))
+    expected = flops / (0.68 * 256.0e9 * 1.85) * (1 + 2 * 5650 / (512 * 49))
     assert price_rows(small, profile, "eager").compute_s[0] == pytest.approx(expected, rel=1e-9)
     compute = profile.compute.model_copy(update={"saturation_outputs_per_core": None})
     plain = profile.model_copy(update={"compute": compute})
     assert price_rows(small, plain, "eager").compute_s[0] == pytest.approx(
-        flops / (0.63 * 256.0e9 * 1.85), rel=1e-9)
+        flops / (0.68 * 256.0e9 * 1.85), rel=1e-9)
 
 
 def test_a_cpu_op_inside_a_network_moves_its_traffic_once_more():
@@ -343,10 +343,10 @@ def test_channel_block_factor_rounds_each_conv_kind_up_to_whole_blocks():
 
 
 def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
-    """With ``compute.channel_block`` a 58 -> 58 1x1 conv costs the FLOPs of 64 -> 64
-    (on the Xeon 6 guest 58 -> 58 at 56x56 took 1.45x as long as 64 -> 64,
-    calibration/data/cpu-xeon-gnr-2c-alignment-scan.json); a profile without it prices
-    the conv's own FLOPs."""
+    """With ``compute.channel_block`` a 58 -> 58 1x1 conv costs the FLOPs of 64 -> 64,
+    times the profile's ``misaligned_factor`` for 1x1 convs (on the Xeon 6 guest 58 -> 58
+    at 56x56 took 1.45x as long as 64 -> 64, calibration/data/cpu-xeon-gnr-2c-alignment-scan.json);
+    a profile without it prices the conv's own FLOPs."""
     import torch.nn as nn
 
     from netcut.estimate.roofline import price_rows
@@ -356,15 +356,17 @@ def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
     assert load_hardware("epyc-milan-2c").compute.channel_block is None  # AVX2: not set
     odd = trace(nn.Conv2d(58, 58, 1, bias=False), (58, 56, 56)).at(batch=1, dtype="float32")
     # 2 x 58 x 58 x 3136 = 21,100,288 FLOPs priced as 2 x 64 x 64 x 3136 = 25,690,112
-    # at conv_pointwise 0.41 x 473.6 GFLOP/s, times the occupancy term of its own
-    # 181,888 outputs (1 + 11,300 / 181,888 = 1.062): 141 us
+    # at conv_pointwise 0.46 x 473.6 GFLOP/s, times the occupancy term of its own
+    # 181,888 outputs (1 + 11,300 / 181,888 = 1.062), times 1.21 off the block: 153 us
     assert odd.flops[0] == 2 * 58 * 58 * 3136
+    assert profile.compute.misaligned_factor["conv_pointwise"] == 1.21
     padded = price_rows(odd, profile, "eager").compute_s[0]
-    assert padded == pytest.approx(2 * 64 * 64 * 3136 / (0.41 * 473.6e9) * (1 + 11300 / (58 * 3136)),
-                                   rel=1e-9)
-    compute = profile.compute.model_copy(update={"channel_block": None})
+    assert padded == pytest.approx(
+        2 * 64 * 64 * 3136 / (0.46 * 473.6e9) * (1 + 11300 / (58 * 3136)) * 1.21, rel=1e-9)
+    compute = profile.compute.model_copy(update={"channel_block": None, "misaligned_factor": None})
     plain = profile.model_copy(update={"compute": compute})
-    assert price_rows(odd, plain, "eager").compute_s[0] == pytest.approx(padded * (58 / 64) ** 2, rel=1e-9)
+    assert price_rows(odd, plain, "eager").compute_s[0] == pytest.approx(
+        padded / 1.21 * (58 / 64) ** 2, rel=1e-9)
 
 
 def test_a_cpu_max_pool_pays_for_its_input_as_well_as_its_windows():
@@ -579,3 +581,82 @@ def test_gpu_profiles_get_no_cpu_cache_term():
 
     gpu = load_hardware("h100-sxm")
     assert profile_vectors(gpu, "float32", "graph").cache_bandwidth == 0.0
+
+
+def test_onednn_convs_follow_pytorchs_rule_for_which_convs_go_to_onednn():
+    """At batch 1 in float32 a dense conv goes to oneDNN above 20480 input elements or
+    with 16 taps or more; batch 2 and bf16 always; grouped/depthwise rows are not dense."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import onednn_convs
+
+    table = trace(nn.Sequential(
+        nn.Conv2d(104, 104, 1),               # 104 x 14 x 14 = 20384 inputs: im2col + GEMM
+        nn.Conv2d(104, 105, 1),               # 20384 inputs still
+        nn.Conv2d(105, 105, 3, padding=1),    # 20580 inputs: oneDNN
+        nn.Conv2d(105, 8, 1),                 # oneDNN
+        nn.Conv2d(8, 8, 5, padding=2),        # 1568 inputs but a 5x5 kernel: oneDNN
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise: its own class
+        nn.ReLU(),
+    ), (104, 14, 14))
+    assert onednn_convs(table).tolist() == [False, False, True, True, True, False, False]
+    assert onednn_convs(table.at(batch=2)).tolist() == [True] * 5 + [False, False]
+    assert onednn_convs(table.at(dtype="bfloat16")).tolist() == [True] * 5 + [False, False]
+
+
+def test_a_cpu_onednn_conv_pays_onednn_conv_us_and_a_gemm_conv_dispatch_conv():
+    """``overhead.eager.onednn_conv_us`` replaces ``dispatch_us.conv`` for the convs that go
+    to oneDNN; without it every dense conv pays ``dispatch_us.conv``."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.overhead["eager"].onednn_conv_us == 67.5
+    assert profile.overhead["eager"].dispatch_us["conv"] == 7.8
+    table = trace(nn.Sequential(nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 5, padding=2), nn.ReLU()),
+                  (16, 8, 8)).at(batch=1, dtype="float32")
+    assert price_rows(table, profile, "eager").host_s * 1e6 == pytest.approx([7.8, 67.5, 1.8])
+    overhead = profile.overhead["eager"].model_copy(update={"onednn_conv_us": None})
+    plain = profile.model_copy(update={"overhead": {"eager": overhead}})
+    assert price_rows(table, plain, "eager").host_s * 1e6 == pytest.approx([7.8, 7.8, 1.8])
+
+
+def test_a_cpu_depthwise_conv_pays_per_element_beside_its_flops():
+    """With ``depthwise_input_ns_per_core``/``output`` a depthwise conv costs its FLOPs at
+    conv_depthwise plus each input and output element (per core, over the effective cores),
+    at the padded channel count off the block; times misaligned_factor there."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    c = profile.compute
+    assert (c.depthwise_input_ns_per_core, c.depthwise_output_ns_per_core) == (0.51, 0.22)
+    assert profile.efficiency.compute["conv_depthwise"] == 0.53
+    peak, cores = 473.6e9, 1.85
+    aligned = trace(nn.Conv2d(64, 64, 3, 2, 1, groups=64, bias=False), (64, 56, 56)).at(batch=1, dtype="float32")
+    inputs, outputs, flops = 64 * 56 * 56, 64 * 28 * 28, 2 * 9 * 64 * 28 * 28
+    assert (aligned.inputs[0], aligned.outputs[0], aligned.flops[0]) == (inputs, outputs, flops)
+    moved = (inputs * 0.51 + outputs * 0.22) * 1e-9 / cores
+    assert price_rows(aligned, profile, "eager").compute_s[0] == pytest.approx(flops / (0.53 * peak) + moved, rel=1e-9)
+    odd = trace(nn.Conv2d(58, 58, 3, 2, 1, groups=58, bias=False), (58, 56, 56)).at(batch=1, dtype="float32")
+    # priced as the 64-channel conv above, times 1.28 for depthwise convs off the block
+    assert c.misaligned_factor["conv_depthwise"] == 1.28
+    assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(
+        (flops / (0.53 * peak) + moved) * 1.28, rel=1e-9)
+    compute = c.model_copy(update={"depthwise_input_ns_per_core": None, "depthwise_output_ns_per_core": None})
+    flops_only = profile.model_copy(update={"compute": compute})
+    assert price_rows(aligned, flops_only, "eager").compute_s[0] == pytest.approx(flops / (0.53 * peak), rel=1e-9)
+
+
+def test_misaligned_factor_needs_a_channel_block():
+    """A factor for convs off the block means nothing without the block: one clear error."""
+    from netcut.hardware.loader import parse_profile, resolve_profile_path
+
+    text = resolve_profile_path("xeon-gnr-2c").read_text()
+    assert "  channel_block: 16\n" in text
+    from netcut.errors import HardwareProfileError
+
+    with pytest.raises(HardwareProfileError, match="misaligned_factor needs channel_block"):
+        parse_profile(text.replace("  channel_block: 16\n", ""), origin="edited.yaml")

@@ -413,6 +413,33 @@ def test_cpu_microbench_depthwise_scan_and_fit(monkeypatch):
     assert fit["gflops_per_s"] == pytest.approx(200, rel=1e-6) and fit["mape"] < 1e-9
 
 
+def test_cpu_microbench_conv_path_scan_names_the_kernel_either_side_of_the_threshold(monkeypatch):
+    """scripts/cpu_microbench.py --conv-path-scan: each pair straddles PyTorch's 20480-element
+    threshold, and the profiler sees im2col + GEMM below it and oneDNN above (the rule
+    netcut.estimate.roofline.onednn_convs prices); the fit reports the tiny oneDNN conv."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "CONV_PATH_PAIRS", ((104, 105, 8, 1, 14), (408, 418, 8, 3, 7)))
+    rows = bench._conv_path_scan(1)
+    assert [r["inputs"] for r in rows] == [20384, 20580, 19992, 20482]
+    assert [r["backend"] for r in rows] == ["_slow_conv2d_forward", "mkldnn_convolution"] * 2
+    fit = bench.conv_path_fit(rows, {"conv": 8.0, "conv_onednn": 67.0})
+    assert fit["onednn_conv_us"] == 67.0 and fit["backends_as_expected"]
+    assert fit["pair_steps_us"] == pytest.approx([(rows[1]["ms"] - rows[0]["ms"]) * 1e3,
+                                                  (rows[3]["ms"] - rows[2]["ms"]) * 1e3])
+
+
+def test_misaligned_factor_is_the_median_time_over_the_next_multiple():
+    """scripts/cpu_profile_numbers.py --alignment: per kind, time(C) / time(next multiple
+    of 16) at the same size, median over the scan; counts on a multiple give no ratio."""
+    numbers = _script("cpu_profile_numbers")
+    scan = [{"conv": "1x1", "size": 56, "channels": c, "ms": ms}
+            for c, ms in ((24, 1.2), (32, 1.0), (40, 1.5), (48, 1.0), (58, 1.3), (64, 1.0))]
+    scan += [{"conv": "depthwise 3x3", "size": 7, "channels": 232, "ms": 2.0},
+             {"conv": "depthwise 3x3", "size": 7, "channels": 240, "ms": 1.6},
+             {"conv": "3x3", "size": 14, "channels": 80, "ms": 1.0}]  # no neighbour: no ratio
+    assert numbers.misaligned_factor(scan) == {"conv_pointwise": 1.3, "conv_depthwise": 1.25}
+
+
 def test_cpu_microbench_pool_scan_and_fit(monkeypatch):
     """scripts/cpu_microbench.py --pool-scan: a 3x3 pool at stride 1 has as many outputs
     as inputs, at stride 2 a quarter; the fit recovers both rates from times made with them."""
@@ -446,7 +473,9 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
         return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
 
     derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0,
-                             attention=load("attention-scan"), pool=load("pool-scan"))
+                             attention=load("attention-scan"), pool=load("pool-scan"),
+                             depthwise=load("depthwise-scan"), conv_paths=load("conv-path-scan"),
+                             alignment=load("alignment-scan"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
@@ -457,4 +486,8 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
         assert getattr(profile.memory, field) == value, field
     assert profile.compute.saturation_outputs_per_core == derived["saturation_outputs_per_core"]
     assert profile.compute.pool_input_ns_per_core == derived["pool_input_ns_per_core"]
+    assert profile.compute.depthwise_input_ns_per_core == derived["depthwise_input_ns_per_core"]
+    assert profile.compute.depthwise_output_ns_per_core == derived["depthwise_output_ns_per_core"]
+    assert profile.overhead["eager"].onednn_conv_us == derived["onednn_conv_us"]
+    assert dict(profile.compute.misaligned_factor) == derived["misaligned_factor"]
     assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0

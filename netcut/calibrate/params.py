@@ -53,8 +53,10 @@ def _eff(kind: str, *classes: str) -> tuple[str, ...]:
 #: op. ``dispatch`` stands for what every op costs beyond the profile inside a network,
 #: which does not grow with that setup: scaled with it, the 5-shot Zen 4 fits priced
 #: RegNet's and the MobileNets' grouped/depthwise convs at 3-5x their setup. ``conv_dispatch``
-#: still scales them.
-CPU_CONV_SETUP = ("overhead.eager.dispatch_us.conv_grouped", "overhead.eager.dispatch_us.conv_depthwise")
+#: still scales them, and oneDNN's fixed cost per dense conv (``onednn_conv_us``), the
+#: same library's setup.
+CPU_CONV_SETUP = ("overhead.eager.dispatch_us.conv_grouped", "overhead.eager.dispatch_us.conv_depthwise",
+                  "overhead.eager.onednn_conv_us")
 
 CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("compute", _eff("compute"), "every compute efficiency together", fraction=True),
@@ -73,7 +75,8 @@ CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("conv", _eff("compute", "conv", "conv_pointwise"), "dense convolutions' share of peak",
               fraction=True),
     FreeParam("conv_dispatch", tuple(f"overhead.eager.dispatch_us.{c}" for c in
-                                     ("conv", "conv_grouped", "conv_depthwise")),
+                                     ("conv", "conv_grouped", "conv_depthwise"))
+              + ("overhead.eager.onednn_conv_us",),
               "host time to issue a convolution, beyond the other ops' (CPU libraries "
               "set up each conv call)", eager_only=True, linear=True),
     FreeParam("pool", _eff("memory", "pool", "pool_max"), "pooling kernels' share of memory bandwidth",

@@ -118,6 +118,11 @@ class ProfileVectors:
     network_bandwidth: float = 0.0  # CPU: bytes/s every op's traffic moves at again (0: none)
     channel_block: float = 0.0  # CPU: channels per vector block of conv layouts (0: none)
     pool_input_s: float = 0.0  # CPU: seconds per input element of a max-pool (0: none)
+    depthwise_input_s: float = 0.0  # CPU: seconds per input element of a depthwise conv
+    depthwise_output_s: float = 0.0  # CPU: ... and per output element (0: none)
+    onednn_conv_s: float | None = None  # CPU eager: fixed cost of a oneDNN dense conv
+    misaligned: np.ndarray = None  # CPU, per class: x time of a conv off the channel block
+    misaligned_pointwise: float = 1.0  # ... for 1x1 dense convs
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -150,10 +155,27 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         network_bandwidth=profile.network_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         channel_block=float(getattr(profile.compute, "channel_block", None) or 0.0),
         pool_input_s=profile.pool_input_s() if profile.kind == "cpu" else 0.0,
+        depthwise_input_s=profile.depthwise_element_s()[0] if profile.kind == "cpu" else 0.0,
+        depthwise_output_s=profile.depthwise_element_s()[1] if profile.kind == "cpu" else 0.0,
+        onednn_conv_s=(overhead.onednn_conv_us * 1e-6
+                       if profile.kind == "cpu" and overhead.onednn_conv_us is not None else None),
+        **_misaligned_vectors(profile),
     )
     if cache is not None:
         cache[key] = vectors
     return vectors
+
+
+def _misaligned_vectors(profile) -> dict:
+    """``misaligned_factor`` as a per-class vector and the 1x1 convs' factor ({}: none)."""
+    factors = getattr(profile.compute, "misaligned_factor", None) if profile.kind == "cpu" else None
+    if not factors:
+        return {}
+    per_class = np.ones(len(OP_CLASSES))
+    for cls in ("conv", "conv_depthwise"):
+        per_class[OP_CLASSES.index(cls)] = factors.get(cls, 1.0)
+    return {"misaligned": per_class,
+            "misaligned_pointwise": factors.get("conv_pointwise", factors.get("conv", 1.0))}
 
 
 _CONV_IDX = OP_CLASSES.index("conv")
@@ -189,6 +211,36 @@ def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors) -> 
     act_bw = np.where(activations <= v.cache_bytes, v.cache_bandwidth, v.bandwidth)
     weight_bw = v.cache_bandwidth if weights.sum() <= v.cache_bytes else v.bandwidth
     return activations / act_bw + weights / weight_bw
+
+
+#: PyTorch's CPU build runs a float32 dense conv at batch 1 as im2col + GEMM when its
+#: input holds at most this many elements and its kernel is at most 3 wide in some
+#: dimension; every other dense conv goes to oneDNN (checked with torch.profiler on
+#: torch 2.14: calibration/data/cpu-xeon-gnr-2c-conv-path-scan.json)
+ONEDNN_MIN_INPUT = 20480
+
+
+def onednn_convs(table: LayerTable) -> np.ndarray:
+    """Dense conv rows PyTorch's CPU build hands to oneDNN rather than im2col + GEMM:
+    batch above 1, a dtype other than float32, an input of more than ONEDNN_MIN_INPUT
+    elements, or 16 filter taps or more (a kernel larger than 3x3 in both dimensions; the
+    table keeps taps, not the kernel's shape). oneDNN pays a fixed cost per call (primitive
+    lookup, layout reorders) that the GEMM path does not: 67 us against 8 us on the Xeon 6
+    guest. Grouped and depthwise convs always go to oneDNN and carry it in their own class."""
+    dense = table.op_class_idx == _CONV_IDX
+    if table.batch > 1 or table.dtype != "float32":
+        return dense
+    return dense & ((table.inputs > ONEDNN_MIN_INPUT) | (table.conv_taps >= 16.0))
+
+
+def misaligned_rows(table: LayerTable, block: float) -> np.ndarray:
+    """Blocked-layout conv rows with input or output channels off a multiple of ``block``
+    (counts below the block, an RGB stem's 3, have kernels of their own and are not)."""
+    blocked = np.isin(table.op_class_idx, _BLOCKED_IDX)
+    off = np.zeros(len(table.names), dtype=bool)
+    for channels in (table.in_channels, table.out_channels):
+        off |= (channels >= block) & (np.mod(channels, block) != 0)
+    return blocked & off
 
 
 def channel_block_factor(table: LayerTable, block: float) -> np.ndarray:
@@ -246,10 +298,21 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     compute_s = np.where(needs_peak, flops / (np.nan_to_num(peaks, nan=1.0) * efficiency), 0.0)
     if v.pool_input_s > 0:  # a CPU max-pool reads its input once, whatever its windows overlap
         compute_s = np.where(cls == _POOL_MAX_IDX, compute_s + table.inputs * v.pool_input_s, compute_s)
+    if v.depthwise_input_s or v.depthwise_output_s:  # a CPU depthwise conv moves activations slowly
+        moved = table.inputs * v.depthwise_input_s + table.outputs * v.depthwise_output_s
+        if v.channel_block:  # ... in the blocked layout, whose padding channels move too
+            channels = np.maximum(table.in_channels, 1.0)
+            padded = np.where(channels >= v.channel_block,
+                              np.ceil(channels / v.channel_block) * v.channel_block / channels, 1.0)
+            moved = moved * padded
+        compute_s = np.where(cls == _DEPTHWISE_IDX, compute_s + moved, compute_s)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
+    if v.misaligned is not None and v.channel_block:  # off the channel block: slower than the padded conv it prices
+        factor = np.where(conv & (table.conv_taps == 1.0), v.misaligned_pointwise, v.misaligned[cls])
+        compute_s = np.where(misaligned_rows(table, v.channel_block), compute_s * factor, compute_s)
     traffic = table.bytes_read + table.bytes_written
     kernels = table.kernels.astype(float)
     half_in_pytorch = mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16")
@@ -284,6 +347,8 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         # not in the core's own caches as when it is timed alone
         device_s = device_s + traffic / v.network_bandwidth
     host_s = v.dispatch_s[cls]
+    if v.onednn_conv_s is not None and mode == "eager":
+        host_s = np.where(onednn_convs(table), v.onednn_conv_s, host_s)
     if mode == "fused":  # an engine enqueues only the kernels left after folding
         host_s = np.where(kernels > 0, host_s, 0.0)
     elif v.enqueue_s:  # an op's dispatch covers its first kernel; each further one is launched too

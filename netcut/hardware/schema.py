@@ -83,12 +83,16 @@ class ModeOverhead(_Strict):
     ``enqueue_us``: host time of every kernel an op launches after its first (the
     layout transforms cuDNN runs around an fp16 convolution are two more
     ``cudaLaunchKernel`` calls); 0 = not modelled.
+    ``onednn_conv_us`` (CPU eager): fixed cost of a dense conv PyTorch hands to oneDNN
+    (see ``netcut.estimate.roofline.onednn_convs``) in place of ``dispatch_us.conv``,
+    which then prices the im2col + GEMM path only; None = one cost for both paths.
     """
 
     dispatch_us: dict[OpClassOrDefault, NonNegative]
     kernel_us: NonNegative = 0.0
     launch_us: NonNegative = 0.0
     enqueue_us: NonNegative = 0.0
+    onednn_conv_us: NonNegative | None = None
     kernel_us_by_dtype: dict[DtypeName, NonNegative] = Field(
         default_factory=dict, description="kernel_us where a dtype differs (e.g. fp16 layout kernels)"
     )
@@ -185,11 +189,27 @@ class CpuCompute(_ComputeBase):
         "element than at stride 2); fitted to scripts/cpu_microbench.py --pool-scan. None = "
         "window elements alone"
     )
+    depthwise_input_ns_per_core: Positive | None = Field(
+        None, description="depthwise convs: ns one core spends per input element, on top of "
+        "their FLOPs at the conv_depthwise efficiency (the kernel moves activations far below "
+        "cache speed and does ~9-25 FLOPs per element); fitted to scripts/cpu_microbench.py "
+        "--depthwise-scan. None = FLOPs alone"
+    )
+    depthwise_output_ns_per_core: Positive | None = Field(
+        None, description="depthwise convs: ns one core spends per output element (the same "
+        "fit as depthwise_input_ns_per_core). None = none"
+    )
     channel_block: Annotated[int, Field(gt=0)] | None = Field(
         None, description="channels the conv library packs per vector block (16 fp32 lanes of "
         "AVX-512 in oneDNN's blocked layouts): a conv's FLOPs are priced with its channels "
         "rounded up to a multiple of it (see docs/hardware-schema.md#channel-blocks). None = no "
         "rounding"
+    )
+    misaligned_factor: dict[Literal["conv", "conv_pointwise", "conv_depthwise"], Positive] | None = Field(
+        None, description="how many times longer a conv with channels off a multiple of "
+        "channel_block runs than the same conv at the next multiple (which the rounding "
+        "prices), per kind: dense kxk, 1x1, depthwise (scripts/cpu_microbench.py "
+        "--alignment-scan). None = the rounding alone"
     )
 
     @model_validator(mode="after")
@@ -197,6 +217,8 @@ class CpuCompute(_ComputeBase):
         self._check_units(self.peak_gflops_per_core)
         if self.max_cores is not None and self.cores > self.max_cores:
             raise ValueError(f"cores={self.cores} exceeds max_cores={self.max_cores}")
+        if self.misaligned_factor and not self.channel_block:
+            raise ValueError("misaligned_factor needs channel_block (the multiple it is off)")
         return self
 
 
@@ -305,6 +327,13 @@ class CpuProfile(_ProfileBase):
         """Seconds per input element a max-pool adds with ``cores`` threads (0: none)."""
         per_core = self.compute.pool_input_ns_per_core
         return per_core * 1e-9 / self.effective_cores() if per_core else 0.0
+
+    def depthwise_element_s(self) -> tuple[float, float]:
+        """Seconds per input and per output element a depthwise conv adds with ``cores``
+        threads ((0, 0): none)."""
+        scale = 1e-9 / self.effective_cores()
+        return ((self.compute.depthwise_input_ns_per_core or 0.0) * scale,
+                (self.compute.depthwise_output_ns_per_core or 0.0) * scale)
 
     def network_bandwidth_bytes_per_s(self) -> float:
         """In-network traffic's extra bandwidth (0: no such term)."""
