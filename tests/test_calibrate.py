@@ -162,6 +162,10 @@ def test_cli_calibrate_then_predict_shows_the_interval(cli, cpu, tmp_path):
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["leave_models_out"]["n"] == len(rows)
+    # the base profile, not fitted to these rows, is the figure to beat: rows made with
+    # compute x0.6 and dispatch x2 put it far off, the fit close
+    base = summary["uncalibrated"]
+    assert base["n"] == len(rows) and base["mape"] > 0.2 > summary["leave_models_out"]["mape"]
     assert out.exists() and "netcut calibrate" in out.read_text()
     code, stdout, err = cli("predict", "resnet50", "--hw", str(out), "--json")
     assert code == 0, err
@@ -173,6 +177,20 @@ def test_cli_calibrate_then_predict_shows_the_interval(cli, cpu, tmp_path):
     code, stdout, err = cli("plan", "--hw", str(out), "--deadline", "40ms", "--models", "resnet18",
                             "--confidence", "0.9", "--no-report", "--json")
     assert code == 0, err
+
+
+def test_calibrate_says_when_the_fit_does_not_beat_the_uncalibrated_profile():
+    """The note appears only when models left out are predicted no better than by the
+    base profile on the same rows."""
+    from netcut.cli.calibrate_cmd import calibration_advice
+
+    def summary(unseen, base):
+        return {"base": "xeon-gnr-2c", "leave_models_out": {"n": 40, "mape": unseen},
+                "uncalibrated": {"n": 40, "mape": base}}
+    assert calibration_advice(summary(0.05, 0.12)) is None
+    advice = calibration_advice(summary(0.09, 0.08))
+    assert "9.0%" in advice and "uncalibrated xeon-gnr-2c by 8.0%" in advice and "--params compute" in advice
+    assert calibration_advice({"base": "x", "leave_models_out": {"n": 0}, "uncalibrated": {"n": 4, "mape": 0.1}}) is None
 
 
 def test_cli_bad_measurements_write_nothing(cli, tmp_path):

@@ -71,6 +71,9 @@ class CalibrationResults:
     log_residual_sd: float | None
     interval_from: str
     skipped: dict[str, str] = field(default_factory=dict)  # parameter -> why it was not fitted
+    #: the base profile's error on the same rows: it was not fitted to them, so it is the
+    #: figure the leave-models-out error has to beat for the calibration to be worth it
+    uncalibrated: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -85,6 +88,7 @@ class CalibrationResults:
             "params": self.params, "skipped": self.skipped,
             "in_sample": _metrics(ape),
             "leave_models_out": {k: v for k, v in self.cv.items() if k != "log_residuals"},
+            "uncalibrated": self.uncalibrated,
             "log_residual_sd": self.log_residual_sd, "interval_from": self.interval_from,
         }
 
@@ -207,11 +211,12 @@ class Calibrator:
         cv = self._cross_validate(base, rows, predictor, dtypes, models, step) if n_folds else {}
         sd, interval_from = _interval(cv, log_res, len(problem.params))
         params = _describe(problem, scales, cov, method)
+        unfitted = np.asarray(predictor.predict(rows, base), float)
         self.results_ = CalibrationResults(
             base=base.name, params=params, covariance=cov,
             param_names=[p.name for p in problem.params], rows=rows, fitted_ms=fitted,
             log_residuals=log_res, cv=cv, log_residual_sd=sd, interval_from=interval_from,
-            skipped=skipped)
+            skipped=skipped, uncalibrated=_metrics(np.abs(unfitted / problem.measured - 1)))
         self.profile_ = _calibrated_profile(problem, scales, self.results_, sources)
         step("done")
         return self

@@ -63,6 +63,19 @@ def calibrate(
         for table in calibration_tables(summary):
             cli.out.print(table)
     cli.err.print(f"wrote {out_file} (use it as --hw {out_file})")
+    if not as_json and (advice := calibration_advice(summary)):
+        cli.err.print(advice)
+
+
+def calibration_advice(s: dict) -> str | None:
+    """One line when the fit does not beat the uncalibrated profile on unseen models."""
+    unseen, base = s["leave_models_out"], s.get("uncalibrated") or {}
+    if not unseen.get("n") or not base.get("n") or unseen["mape"] < base["mape"]:
+        return None
+    return (f"note: on models left out of the fit the calibrated profile is off by "
+            f"{unseen['mape']:.1%} (MAPE), the uncalibrated {s['base']} by {base['mape']:.1%} "
+            "on the same rows; fewer parameters (--params compute) or more measured networks "
+            "may do better")
 
 
 def calibration_tables(s: dict) -> list[Table]:
@@ -80,7 +93,8 @@ def calibration_tables(s: dict) -> list[Table]:
     for col in ("rows", "n", "MAPE", "median", "within ±10%"):
         e.add_column(col, justify="left" if col == "rows" else "right")
     for label, m in (("fitted rows (in-sample)", s["in_sample"]),
-                     ("models left out (unseen)", s["leave_models_out"])):
+                     ("models left out (unseen)", s["leave_models_out"]),
+                     (f"{s['base']} uncalibrated (same rows)", s.get("uncalibrated"))):
         if not m or not m.get("n"):
             e.add_row(label, "0", "-", "-", "-")
             continue
