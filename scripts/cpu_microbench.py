@@ -33,7 +33,10 @@ times depthwise 3x3 and 5x5 convs over strides and sizes and fits ms = fixed + a
 + b x outputs + c x FLOPs (the source of a CPU profile's ``depthwise_*_ns_per_core``).
 ``--conv-path-scan`` times dense convs either side of the input size at which PyTorch
 hands a conv to oneDNN instead of im2col + GEMM, and a 5x5 conv on the tiny input: the
-fixed cost of a oneDNN conv (a CPU profile's ``onednn_conv_us``).
+fixed cost of a oneDNN conv (a CPU profile's ``onednn_conv_us``). ``--chain-scan`` times
+chains of batchnorm-ReLU and 1x1 conv-batchnorm-ReLU (every op its own module) as a
+whole and op by op alone: what an op pays inside a sequence (no profile uses it yet; see
+docs/hardware-schema.md#cpu-caches).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -404,6 +407,40 @@ def conv_path_fit(scan: list[dict], tiny: dict) -> dict:
                                         for a, b in zip(scan[::2], scan[1::2]))}
 
 
+#: (channels, size) of the chain scan: activations of 0.02-3 MiB, 1x1 weights of 4 KiB-1 MiB
+CHAIN_SHAPES = ((32, 14), (64, 28), (32, 56), (64, 56), (96, 56), (32, 112), (64, 112), (256, 14),
+                (512, 7), (256, 28))
+#: op sequences the chain scan repeats (each op its own module, so weights are distinct)
+CHAIN_PATTERNS = (("bn", "relu"), ("conv1x1", "bn", "relu"))
+CHAIN_REPEATS = 10
+
+
+def _chain_module(kind: str, channels: int) -> nn.Module:
+    return {"bn": lambda: nn.BatchNorm2d(channels).eval(), "relu": lambda: nn.ReLU(),
+            "conv1x1": lambda: nn.Conv2d(channels, channels, 1, bias=False).eval()}[kind]()
+
+
+def _chain_scan(repeats: int) -> list[dict]:
+    """Chains of ops (CHAIN_PATTERNS x CHAIN_REPEATS, every op its own module) timed as a
+    whole and op by op alone on the same input: what an op pays inside a sequence beyond
+    its time alone, with its activation size and weights."""
+    out = []
+    for pattern in CHAIN_PATTERNS:
+        for channels, size in CHAIN_SHAPES:
+            x = torch.randn(1, channels, size, size)
+            mods = [_chain_module(k, channels) for _ in range(CHAIN_REPEATS) for k in pattern]
+            alone = {kind: 0.0 for kind in pattern}
+            for kind, mod in zip(pattern * CHAIN_REPEATS, mods):
+                alone[kind] += _time(mod, [x], repeats)
+            chain = _time(nn.Sequential(*mods).eval(), [x], max(repeats // 2, 1))
+            out.append({"pattern": "-".join(pattern), "channels": channels, "size": size,
+                        "ops": len(mods), "tensor_mib": x.numel() * 4 / 2**20,
+                        "weights_mib_per_conv": channels * channels * 4 / 2**20 if "conv1x1" in pattern else 0.0,
+                        "chain_ms": chain, "alone_ms": alone,
+                        "extra_us_per_op": (chain - sum(alone.values())) * 1e3 / len(mods)})
+    return out
+
+
 #: the runs that time one scan alone: flag -> what it times
 SCANS = {
     "conv-scan": "the dense conv scan",
@@ -414,6 +451,7 @@ SCANS = {
     "attention-scan": "the self-attention scan",
     "pool-scan": "the max-pool scan over kernels, strides and sizes",
     "conv-path-scan": "dense convs either side of PyTorch's oneDNN threshold",
+    "chain-scan": "chains of ops timed as a whole against each op alone",
 }
 
 
@@ -456,6 +494,8 @@ def main(argv=None) -> int:
     elif args.pool_scan:
         rows = _pool_scan(args.repeats)
         scan = {"pool_scan": rows, "fit": pool_fit(rows)}
+    elif args.chain_scan:
+        scan = {"chain_scan": _chain_scan(args.repeats)}
     elif args.conv_path_scan:
         rows = _conv_path_scan(args.repeats)
         onednn = nn.Conv2d(16, 16, 5, 1, 2, bias=False).eval()  # oneDNN by its kernel size

@@ -428,6 +428,22 @@ def test_cpu_microbench_conv_path_scan_names_the_kernel_either_side_of_the_thres
                                                   (rows[3]["ms"] - rows[2]["ms"]) * 1e3])
 
 
+def test_cpu_microbench_chain_scan_times_each_op_alone_and_the_chain_whole(monkeypatch):
+    """scripts/cpu_microbench.py --chain-scan: every op of a chain is its own module (so a
+    conv's weights are its own), and the extra per op is the chain's time less the sum of
+    its ops timed alone, over the ops."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "CHAIN_SHAPES", ((8, 4),))
+    monkeypatch.setattr(bench, "CHAIN_REPEATS", 2)
+    rows = bench._chain_scan(2)
+    assert [r["pattern"] for r in rows] == ["bn-relu", "conv1x1-bn-relu"]
+    conv = rows[1]
+    assert conv["ops"] == 6 and set(conv["alone_ms"]) == {"conv1x1", "bn", "relu"}
+    assert conv["weights_mib_per_conv"] == 8 * 8 * 4 / 2**20 and rows[0]["weights_mib_per_conv"] == 0.0
+    assert conv["extra_us_per_op"] == pytest.approx(
+        (conv["chain_ms"] - sum(conv["alone_ms"].values())) * 1e3 / 6)
+
+
 def test_misaligned_factor_is_the_median_time_over_the_next_multiple():
     """scripts/cpu_profile_numbers.py --alignment: per kind, time(C) / time(next multiple
     of 16) at the same size, median over the scan; counts on a multiple give no ratio."""
