@@ -36,7 +36,9 @@ hands a conv to oneDNN instead of im2col + GEMM, and a 5x5 conv on the tiny inpu
 fixed cost of a oneDNN conv (a CPU profile's ``onednn_conv_us``). ``--chain-scan`` times
 chains of batchnorm-ReLU and 1x1 conv-batchnorm-ReLU (every op its own module) as a
 whole and op by op alone: what an op pays inside a sequence (no profile uses it yet; see
-docs/hardware-schema.md#cpu-caches).
+docs/hardware-schema.md#cpu-caches). ``--weight-stream-scan`` times chains of distinct
+1-row linears holding 16-384 MiB of weights: up to how many MiB a network's weights stay
+in cache (a CPU profile's ``usable_cache_mib``).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -441,6 +443,34 @@ def _chain_scan(repeats: int) -> list[dict]:
     return out
 
 
+#: layers of 4 MiB (Linear 1024 -> 1024, fp32) in each chain of the weight-stream scan:
+#: 16 MiB to 384 MiB of distinct weights
+WEIGHT_STREAM_LAYERS = (4, 8, 16, 24, 32, 40, 48, 64, 96)
+
+
+def _weight_stream_scan(repeats: int) -> list[dict]:
+    """Chains of distinct 1-row linears, each weight read once per pass: the rate a
+    network's weights stream at, by how many there are. Alone (called over and over)
+    one layer's 4 MiB stay in cache; in a chain they come from wherever the previous
+    pass left them, the last-level cache while it holds them all, DRAM beyond."""
+    out = []
+    x = torch.randn(1, 1024)
+    for count in WEIGHT_STREAM_LAYERS:
+        chain = nn.Sequential(*[nn.Linear(1024, 1024, bias=False) for _ in range(count)]).eval()
+        ms = _time(chain, [x], repeats)
+        weights = count * 1024 * 1024 * 4
+        out.append({"layers": count, "weights_mib": weights / 2**20, "ms": ms, "gb_per_s": weights / ms / 1e6})
+    return out
+
+
+def usable_cache_mib(scan: list[dict], cache_gbs: float, dram_gbs: float) -> float:
+    """The most weights (MiB) the scan streamed closer to the cache copy rate than to the
+    DRAM copy rate: what a network's weights can count on staying in cache."""
+    middle = (cache_gbs + dram_gbs) / 2
+    fast = [r["weights_mib"] for r in scan if r["gb_per_s"] >= middle]
+    return max(fast) if fast else 0.0
+
+
 #: the runs that time one scan alone: flag -> what it times
 SCANS = {
     "conv-scan": "the dense conv scan",
@@ -452,6 +482,7 @@ SCANS = {
     "pool-scan": "the max-pool scan over kernels, strides and sizes",
     "conv-path-scan": "dense convs either side of PyTorch's oneDNN threshold",
     "chain-scan": "chains of ops timed as a whole against each op alone",
+    "weight-stream-scan": "chains of distinct linears: the rate weights stream at, by total size",
 }
 
 
@@ -494,6 +525,8 @@ def main(argv=None) -> int:
     elif args.pool_scan:
         rows = _pool_scan(args.repeats)
         scan = {"pool_scan": rows, "fit": pool_fit(rows)}
+    elif args.weight_stream_scan:
+        scan = {"weight_stream_scan": _weight_stream_scan(args.repeats)}
     elif args.chain_scan:
         scan = {"chain_scan": _chain_scan(args.repeats)}
     elif args.conv_path_scan:

@@ -9,6 +9,7 @@
         --depthwise calibration/data/cpu-xeon-gnr-2c-depthwise-scan.json \\
         --conv-paths calibration/data/cpu-xeon-gnr-2c-conv-path-scan.json \\
         --alignment calibration/data/cpu-xeon-gnr-2c-alignment-scan.json \\
+        --weight-stream calibration/data/cpu-xeon-gnr-2c-weight-stream-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -39,7 +40,9 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
   1), ``norm``: the same over batchnorm and layernorm;
 - dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool;
   ``attention``: the scan's 4-token call);
-- bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network term).
+- bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network term);
+- ``usable_cache_mib`` (``--weight-stream``, chains of distinct 1-row linears): the most
+  weights the scan streamed closer to the 4 MiB copy rate than to the 1 GiB one.
 
 Rounded as the profile writes them. ``tests/test_measure.py`` checks that the shipped
 ``xeon-gnr-2c`` profile holds exactly these numbers.
@@ -95,7 +98,8 @@ def _goes_to_onednn(taps: int, inputs: int) -> bool:
 def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
            cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None,
            pool: dict | None = None, depthwise: dict | None = None,
-           conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16) -> dict:
+           conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16,
+           weight_stream: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     effective = 1 + (cores - 1) * thread_efficiency
     peak = peak_per_core * effective  # GFLOP/s
@@ -167,6 +171,9 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
         out["onednn_conv_us"] = round(onednn_us, 1)
     if alignment:
         out["misaligned_factor"] = misaligned_factor(alignment["alignment_scan"], block)
+    if weight_stream:
+        out["usable_cache_mib"] = _bench().usable_cache_mib(
+            weight_stream["weight_stream_scan"], cache, micro["bandwidth"]["copy_1GiB_gbs"])
     return out
 
 
@@ -196,6 +203,7 @@ def main(argv=None) -> int:
     parser.add_argument("--depthwise", type=Path, help="cpu_microbench.py --depthwise-scan output")
     parser.add_argument("--conv-paths", type=Path, help="cpu_microbench.py --conv-path-scan output")
     parser.add_argument("--alignment", type=Path, help="cpu_microbench.py --alignment-scan output")
+    parser.add_argument("--weight-stream", type=Path, help="cpu_microbench.py --weight-stream-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -207,7 +215,8 @@ def main(argv=None) -> int:
 
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
                  args.cores, args.thread_efficiency, load(args.attention), load(args.pool),
-                 load(args.depthwise), load(args.conv_paths), load(args.alignment))
+                 load(args.depthwise), load(args.conv_paths), load(args.alignment),
+                 weight_stream=load(args.weight_stream))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

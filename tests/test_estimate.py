@@ -660,3 +660,38 @@ def test_misaligned_factor_needs_a_channel_block():
 
     with pytest.raises(HardwareProfileError, match="misaligned_factor needs channel_block"):
         parse_profile(text.replace("  channel_block: 16\n", ""), origin="edited.yaml")
+
+
+def test_weights_beyond_the_usable_cache_stream_from_dram_after_the_compute():
+    """With ``memory.usable_cache_mib``, a network whose weights exceed it reads them at the
+    DRAM bandwidth, added to the row's roofline and left out of its memory side and of the
+    network term; a network within it is priced as without the field."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.memory.usable_cache_mib == 64 and profile.cache_bytes() == 64 * 2**20
+    memory = profile.memory.model_copy(update={"usable_cache_mib": None})
+    unset = profile.model_copy(update={"memory": memory})
+    dram = profile.bandwidth_bytes_per_s()  # 2 x 13.57 GB/s
+    big = trace(nn.Linear(4096, 4096, bias=False), (4096,)).at(batch=1, dtype="float32")  # 64 MiB
+    weights = 4096 * 4096 * 4
+    assert big.weight_read[0] * 4 == weights
+    small = trace(nn.Linear(1024, 1024, bias=False), (1024,)).at(batch=1, dtype="float32")  # 4 MiB
+    # within the usable cache the field changes nothing; 64 MiB is not more than 64 MiB
+    for table in (small, big):
+        assert price_rows(table, profile, "eager").device_s == pytest.approx(
+            price_rows(table, unset, "eager").device_s, rel=1e-12)
+    # one more layer tips the network over
+    two = trace(nn.Sequential(nn.Linear(4096, 4096, bias=False), nn.Linear(4096, 64, bias=False)),
+                (4096,)).at(batch=1, dtype="float32")
+    costs = price_rows(two, profile, "eager")
+    activations = two.bytes_read + two.bytes_written - two.weight_read * 4
+    v_net = profile.network_bandwidth_bytes_per_s()
+    expected = (np.maximum(costs.compute_s, costs.memory_s) + two.weight_read * 4 / dram
+                + activations / v_net)
+    assert costs.device_s == pytest.approx(expected, rel=1e-9)
+    assert costs.memory_s[0] < 1e-6  # its 64 MiB of weights are not in the roofline's memory side
+    # 2.47 ms of weights at 27.1 GB/s after 0.12 ms of compute, not hidden under it
+    assert costs.device_s[0] == pytest.approx(weights / dram + costs.compute_s[0], rel=0.01)

@@ -444,6 +444,19 @@ def test_cpu_microbench_chain_scan_times_each_op_alone_and_the_chain_whole(monke
         (conv["chain_ms"] - sum(conv["alone_ms"].values())) * 1e3 / 6)
 
 
+def test_cpu_microbench_weight_stream_scan_and_the_usable_cache(monkeypatch):
+    """scripts/cpu_microbench.py --weight-stream-scan: chains of 4 MiB linears; the usable
+    cache is the most weights streamed closer to the cache copy rate than to DRAM's."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "WEIGHT_STREAM_LAYERS", (1, 2))
+    rows = bench._weight_stream_scan(1)
+    assert [r["weights_mib"] for r in rows] == [4.0, 8.0]
+    assert all(r["gb_per_s"] == pytest.approx(r["weights_mib"] * 2**20 / r["ms"] / 1e6) for r in rows)
+    scan = [{"weights_mib": mib, "gb_per_s": rate} for mib, rate in ((16, 50), (64, 48), (96, 33), (128, 28))]
+    assert bench.usable_cache_mib(scan, cache_gbs=56, dram_gbs=27) == 64  # 48 >= 41.5 > 33
+    assert bench.usable_cache_mib(scan, cache_gbs=200, dram_gbs=27) == 0.0  # nothing that fast
+
+
 def test_misaligned_factor_is_the_median_time_over_the_next_multiple():
     """scripts/cpu_profile_numbers.py --alignment: per kind, time(C) / time(next multiple
     of 16) at the same size, median over the scan; counts on a multiple give no ratio."""
@@ -491,7 +504,7 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0,
                              attention=load("attention-scan"), pool=load("pool-scan"),
                              depthwise=load("depthwise-scan"), conv_paths=load("conv-path-scan"),
-                             alignment=load("alignment-scan"))
+                             alignment=load("alignment-scan"), weight_stream=load("weight-stream-scan"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
@@ -506,4 +519,18 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     assert profile.compute.depthwise_output_ns_per_core == derived["depthwise_output_ns_per_core"]
     assert profile.overhead["eager"].onednn_conv_us == derived["onednn_conv_us"]
     assert dict(profile.compute.misaligned_factor) == derived["misaligned_factor"]
+    assert profile.memory.usable_cache_mib == derived["usable_cache_mib"]
     assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0
+
+
+def test_resnet_blocks_in_network_times_every_block_inside_and_alone(capsys):
+    """scripts/resnet_blocks_in_network.py: one row per residual block, the prefix
+    difference and the block alone; anything but a ResNet is one clear error."""
+    blocks = _script("resnet_blocks_in_network")
+    rows = blocks.blocks_in_network("resnet18", 1)
+    assert [r["block"] for r in rows] == [f"layer{s}.{i}" for s in (1, 2, 3, 4) for i in (0, 1)]
+    assert all(r["alone_ms"] > 0 and r["extra_ms"] == pytest.approx(r["in_network_ms"] - r["alone_ms"])
+               for r in rows)
+    assert rows[-1]["weights_mib"] == pytest.approx(2 * 512 * 512 * 9 * 4 / 2**20, rel=0.01)  # + BN
+    assert blocks.main(["mobilenet_v2"]) == 2
+    assert "give a torchvision ResNet" in capsys.readouterr().err

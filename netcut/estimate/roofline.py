@@ -114,6 +114,7 @@ class ProfileVectors:
     cuda_core_conv: np.ndarray = None  # per class: True for a dense conv on a non-tensor unit
     cache_bandwidth: float = 0.0  # CPU: bytes/s of cache-resident traffic (0: none given)
     cache_bytes: float = 0.0  # CPU: the last-level cache
+    stream_weights: bool = False  # CPU: weights beyond the cache stream after the compute
     eff_pointwise: float = float("nan")  # 1x1 dense convs' compute efficiency (conv's if unlisted)
     network_bandwidth: float = 0.0  # CPU: bytes/s every op's traffic moves at again (0: none)
     channel_block: float = 0.0  # CPU: channels per vector block of conv layouts (0: none)
@@ -152,6 +153,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
                                  for c in OP_CLASSES]),
         cache_bandwidth=profile.cache_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         cache_bytes=profile.cache_bytes() if profile.kind == "cpu" else 0.0,
+        stream_weights=profile.kind == "cpu" and bool(profile.memory.usable_cache_mib),
         network_bandwidth=profile.network_bandwidth_bytes_per_s() if profile.kind == "cpu" else 0.0,
         channel_block=float(getattr(profile.compute, "channel_block", None) or 0.0),
         pool_input_s=profile.pool_input_s() if profile.kind == "cpu" else 0.0,
@@ -195,7 +197,25 @@ _DEPTHWISE_IDX = OP_CLASSES.index("conv_depthwise")
 _FUSED_IDX = np.array([OP_CLASSES.index(c) for c in FUSED_AWAY])
 
 
-def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors) -> np.ndarray:
+def streamed_weights(table: LayerTable, v: ProfileVectors) -> np.ndarray:
+    """Bytes of weights each row reads from DRAM outside its roofline (0 where none).
+
+    With ``memory.usable_cache_mib`` a network whose weights exceed it finds none of them
+    in cache (each pass evicts the last), and an op reads its weights before it computes
+    (oneDNN reorders a conv's weights first): on the Xeon 6 guest chains of distinct 1-row
+    linears streamed 16-64 MiB of weights at 49-50 GB/s and 128-384 MiB at 26-29 GB/s,
+    the DRAM copy rate, and ResNet-50's layer4 blocks (17-23 MiB of weights each) took
+    a median 0.5-1.2 ms longer in the network than alone (scripts/resnet_blocks_in_network.py). The network's total decides for every
+    row, as for the roofline's own weight rule; a trimmed network with fewer weights is
+    priced with its source network's total."""
+    weights = table.weight_read * dtype_bytes(table.dtype)
+    if not v.stream_weights or weights.sum() <= v.cache_bytes:
+        return np.zeros(len(weights))
+    return weights
+
+
+def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors,
+                  streamed: np.ndarray | float = 0.0) -> np.ndarray:
     """Seconds of memory traffic on a CPU whose profile gives a cache bandwidth.
 
     At small batch an op reads activations its predecessor has just written, so they
@@ -204,9 +224,10 @@ def _cpu_memory_s(table: LayerTable, traffic: np.ndarray, v: ProfileVectors) -> 
     previous pass), else they stream from DRAM on every pass. On the Zen 4 guest a
     4 MiB copy ran at 163 GB/s and a 1 GiB one at 33 GB/s
     (calibration/data/cpu-epyc-genoa-2c-micro-keepmem.json), which a single DRAM
-    figure cannot price both of.
+    figure cannot price both of. ``traffic`` excludes the ``streamed`` weights, which are
+    priced outside the roofline (``streamed_weights``).
     """
-    weights = table.weight_read * dtype_bytes(table.dtype)
+    weights = table.weight_read * dtype_bytes(table.dtype) - streamed
     activations = np.maximum(traffic - weights, 0.0)
     act_bw = np.where(activations <= v.cache_bytes, v.cache_bandwidth, v.bandwidth)
     weight_bw = v.cache_bandwidth if weights.sum() <= v.cache_bytes else v.bandwidth
@@ -314,6 +335,8 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         factor = np.where(conv & (table.conv_taps == 1.0), v.misaligned_pointwise, v.misaligned[cls])
         compute_s = np.where(misaligned_rows(table, v.channel_block), compute_s * factor, compute_s)
     traffic = table.bytes_read + table.bytes_written
+    streamed = streamed_weights(table, v) if v.cache_bandwidth > 0 else 0.0
+    traffic = traffic - streamed  # read after the roofline, at DRAM speed (below)
     kernels = table.kernels.astype(float)
     half_in_pytorch = mode in PSEUDO_HALF_MODES and table.dtype in ("float16", "bfloat16")
     if half_in_pytorch:
@@ -325,7 +348,7 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     if half_in_pytorch and profile.kind == "gpu":
         kernels = kernels + table.is_batch_norm * HALF_BATCH_NORM_EXTRA_KERNELS
     if v.cache_bandwidth > 0:
-        memory_s = _cpu_memory_s(table, traffic, v) / v.eff_memory[cls]
+        memory_s = _cpu_memory_s(table, traffic, v, streamed) / v.eff_memory[cls]
     else:
         memory_s = traffic / (v.bandwidth * v.eff_memory[cls])
     bias_s = 0.0
@@ -341,7 +364,7 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         memory_s = np.where(folded, 0.0, memory_s)
         kernels = np.where(folded, 0.0, kernels)
     kernel_s = kernels * v.kernel_s
-    device_s = np.maximum(compute_s, memory_s) + bias_s + kernel_s
+    device_s = np.maximum(compute_s, memory_s) + bias_s + kernel_s + streamed / v.bandwidth
     if v.network_bandwidth > 0:
         # inside a network an op finds its inputs and weights in the shared cache or DRAM,
         # not in the core's own caches as when it is timed alone

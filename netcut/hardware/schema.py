@@ -117,6 +117,13 @@ class Memory(_Strict):
         None, description="CPU only: bandwidth one core gets from its caches; traffic that fits "
         "in the last-level cache is priced at it (see docs/hardware-schema.md#cpu-caches)"
     )
+    usable_cache_mib: Positive | None = Field(
+        None, description="CPU only: the weights (MiB) a network can count on staying in the "
+        "last-level cache from one pass to the next, where less than l3_cache_mib (a VM's share "
+        "of a shared L3; scripts/cpu_microbench.py --weight-stream-scan). A network with more "
+        "streams its weights from DRAM, after each op's compute (docs/hardware-schema.md#cpu-"
+        "caches). None = l3_cache_mib, weights inside the roofline"
+    )
     network_bandwidth_gbs_per_core: Positive | None = Field(
         None, description="CPU only: inside a network every op's traffic (inputs, weights, "
         "outputs) moves once more at this bandwidth, added to its roofline time; single ops "
@@ -341,7 +348,10 @@ class CpuProfile(_ProfileBase):
         return per_core * self.compute.cores * 1e9 if per_core else 0.0
 
     def cache_bytes(self) -> float:
-        """The last-level cache: L3, else every core's L2 together (bytes)."""
+        """The last-level cache: the usable share if given, else L3, else every core's L2
+        together (bytes)."""
+        if self.memory.usable_cache_mib:
+            return self.memory.usable_cache_mib * 2**20
         if self.memory.l3_cache_mib:
             return self.memory.l3_cache_mib * 2**20
         return (self.memory.l2_cache_mib or 0.0) * self.compute.max_cores * 2**20
