@@ -437,7 +437,8 @@ def _chain_scan(repeats: int) -> list[dict]:
             chain = _time(nn.Sequential(*mods).eval(), [x], max(repeats // 2, 1))
             out.append({"pattern": "-".join(pattern), "channels": channels, "size": size,
                         "ops": len(mods), "tensor_mib": x.numel() * 4 / 2**20,
-                        "weights_mib_per_conv": channels * channels * 4 / 2**20 if "conv1x1" in pattern else 0.0,
+                        "weights_mib_per_conv": (channels * channels * 4 / 2**20
+                                                 if "conv1x1" in pattern else 0.0),
                         "chain_ms": chain, "alone_ms": alone,
                         "extra_us_per_op": (chain - sum(alone.values())) * 1e3 / len(mods)})
     return out
@@ -459,7 +460,8 @@ def _weight_stream_scan(repeats: int) -> list[dict]:
         chain = nn.Sequential(*[nn.Linear(1024, 1024, bias=False) for _ in range(count)]).eval()
         ms = _time(chain, [x], repeats)
         weights = count * 1024 * 1024 * 4
-        out.append({"layers": count, "weights_mib": weights / 2**20, "ms": ms, "gb_per_s": weights / ms / 1e6})
+        out.append({"layers": count, "weights_mib": weights / 2**20, "ms": ms,
+                    "gb_per_s": weights / ms / 1e6})
     return out
 
 

@@ -205,9 +205,10 @@ def streamed_weights(table: LayerTable, v: ProfileVectors) -> np.ndarray:
     (oneDNN reorders a conv's weights first): on the Xeon 6 guest chains of distinct 1-row
     linears streamed 16-64 MiB of weights at 49-50 GB/s and 128-384 MiB at 26-29 GB/s,
     the DRAM copy rate, and ResNet-50's layer4 blocks (17-23 MiB of weights each) took
-    a median 0.5-1.2 ms longer in the network than alone (scripts/resnet_blocks_in_network.py). The network's total decides for every
-    row, as for the roofline's own weight rule; a trimmed network with fewer weights is
-    priced with its source network's total."""
+    a median 0.5-1.2 ms longer in the network than alone
+    (scripts/resnet_blocks_in_network.py). The network's total decides for every row, as
+    for the roofline's own weight rule; a trimmed network with fewer weights is priced
+    with its source network's total."""
     weights = table.weight_read * dtype_bytes(table.dtype)
     if not v.stream_weights or weights.sum() <= v.cache_bytes:
         return np.zeros(len(weights))
@@ -331,7 +332,7 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         outputs = np.maximum(table.outputs, 1.0)
         saturating = np.isin(cls, _SATURATING_IDX)
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
-    if v.misaligned is not None and v.channel_block:  # off the channel block: slower than the padded conv it prices
+    if v.misaligned is not None and v.channel_block:  # slower than the padded conv priced above
         factor = np.where(conv & (table.conv_taps == 1.0), v.misaligned_pointwise, v.misaligned[cls])
         compute_s = np.where(misaligned_rows(table, v.channel_block), compute_s * factor, compute_s)
     traffic = table.bytes_read + table.bytes_written
