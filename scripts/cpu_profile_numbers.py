@@ -76,23 +76,21 @@ def _bench():
     return module
 
 
-def _dense_convs() -> dict[str, tuple[int, int, int]]:
-    """Each dense conv of the micro-benchmark: (kernel taps, outputs written, input elements)."""
+def _dense_convs() -> dict[str, tuple[int, int, bool]]:
+    """Each dense conv of the micro-benchmark: (kernel taps, outputs written, whether
+    PyTorch hands it to oneDNN, by ``netcut.estimate.roofline.onednn_convs``)."""
+    from netcut import trace
+    from netcut.estimate.roofline import onednn_convs
+
     out = {}
     for name, _, module, shape in _bench()._ops():
         if isinstance(module, torch.nn.Conv2d) and module.groups == 1:
-            x = torch.zeros(shape)
             with torch.no_grad():
-                outputs = module(x).numel()
-            out[name] = (module.kernel_size[0] * module.kernel_size[1], outputs, x.numel())
+                outputs = module(torch.zeros(shape)).numel()
+            table = trace(module, tuple(shape[1:])).at(batch=shape[0], dtype="float32")
+            out[name] = (module.kernel_size[0] * module.kernel_size[1], outputs,
+                         bool(onednn_convs(table)[0]))
     return out
-
-
-def _goes_to_onednn(taps: int, inputs: int) -> bool:
-    """netcut.estimate.roofline.onednn_convs's rule for one batch-1 float32 dense conv."""
-    from netcut.estimate.roofline import ONEDNN_MIN_INPUT
-
-    return inputs > ONEDNN_MIN_INPUT or taps >= 16
 
 
 def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_core: float,
@@ -115,13 +113,13 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
     dense = _dense_convs()
     onednn_us = conv_paths["fit"]["onednn_conv_us"] if conv_paths else None
 
-    def dense_fixed(taps: int, inputs: int) -> float:
-        return onednn_us if onednn_us is not None and _goes_to_onednn(taps, inputs) else fixed["conv"]
+    def dense_fixed(onednn: bool) -> float:
+        return onednn_us if onednn_us is not None and onednn else fixed["conv"]
 
-    kxk = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(taps, i), o)
-           for n, (taps, o, i) in dense.items() if taps > 1]
-    pointwise = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(taps, i), o)
-                 for n, (taps, o, i) in dense.items() if taps == 1]
+    kxk = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(od), o)
+           for n, (taps, o, od) in dense.items() if taps > 1]
+    pointwise = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(od), o)
+                 for n, (taps, o, od) in dense.items() if taps == 1]
     compute = {"conv": statistics.median(kxk), "conv_pointwise": statistics.median(pointwise)}
     if grouped:
         g_fixed = grouped["fixed_us"]["conv_grouped"]
