@@ -38,7 +38,13 @@ chains of batchnorm-ReLU and 1x1 conv-batchnorm-ReLU (every op its own module) a
 whole and op by op alone: what an op pays inside a sequence (no profile uses it yet; see
 docs/hardware-schema.md#cpu-caches). ``--weight-stream-scan`` times chains of distinct
 1-row linears holding 16-384 MiB of weights: up to how many MiB a network's weights stay
-in cache (a CPU profile's ``usable_cache_mib``).
+in cache (a CPU profile's ``usable_cache_mib``). ``--pointwise-scan`` times 1x1 convs over
+pairs of channel counts 16-512 at sizes where oneDNN runs them and fits ms = oneDNN's
+fixed cost + a x inputs + b x outputs + FLOPs / R (a CPU profile's ``conv_pointwise``
+efficiency and ``pointwise_*_ns_per_core``). ``--primitive-scan`` times 1-96 small 5x5
+convs called in turn, all of one shape or each of its own, against each called alone:
+what a oneDNN conv pays when the calls before it ran other primitives, as in a network
+(no profile uses it yet).
 ``hwmodels/xeon-gnr-2c.yaml`` (this machine since 2026-12-05) takes its efficiencies,
 dispatch costs, bandwidths and occupancy term from ``calibration/data/cpu-xeon-gnr-2c-*.json``;
 ``hwmodels/epyc-genoa-2c.yaml`` (the Zen 4 before it)
@@ -260,6 +266,79 @@ def depthwise_fit(scan: list[dict]) -> dict:
     return {"fixed_us": float(coef[0] * 1e3), "ns_per_input": float(coef[1] * 1e6),
             "ns_per_output": float(coef[2] * 1e6), "gflops_per_s": float(1e-6 / coef[3]) if coef[3] > 0 else None,
             "mape": float(np.mean(np.abs(fitted / ms - 1)))}
+
+
+#: (output size, channel counts) of the pointwise scan: 1x1 convs C_in -> C_out over every
+#: pair of counts, at sizes where PyTorch hands them to oneDNN (input > 20480 elements)
+POINTWISE_GRID = ((56, (16, 32, 64, 128, 256, 512)), (28, (32, 64, 128, 256, 512)),
+                  (14, (128, 256, 512)))
+
+
+def _pointwise_scan(repeats: int) -> list[dict]:
+    """1x1 convs (no bias, as in torchvision) over channel pairs and sizes, with the
+    kernel that ran each (oneDNN reorders the input, the weights and the output around
+    every such call: ``ONEDNN_VERBOSE=1`` lists them)."""
+    out = []
+    for size, counts in POINTWISE_GRID:
+        for cin in counts:
+            if cin * size * size <= 20480:
+                continue
+            for cout in counts:
+                conv = nn.Conv2d(cin, cout, 1, bias=False).eval()
+                x = torch.randn(1, cin, size, size)
+                out.append({"cin": cin, "cout": cout, "size": size, "backend": _conv_backend(conv, x),
+                            "ms": _time(conv, [x], repeats), "inputs": float(x.numel()),
+                            "outputs": float(cout * size * size), "flops": 2.0 * cin * cout * size * size})
+    return out
+
+
+def pointwise_fit(scan: list[dict], fixed_us: float) -> dict:
+    """Least squares of ms - fixed = a x inputs + b x outputs + c x FLOPs (relative
+    errors), ``fixed`` oneDNN's cost per call: a 1x1 conv does few FLOPs per element it
+    moves, and oneDNN moves every input and output element once more to change layout."""
+    ms = np.array([r["ms"] for r in scan])
+    cols = np.stack([np.array([r[k] for r in scan]) for k in ("inputs", "outputs", "flops")], axis=1)
+    coef, *_ = np.linalg.lstsq(cols / ms[:, None], 1.0 - fixed_us / 1e3 / ms, rcond=None)
+    fitted = cols @ coef + fixed_us / 1e3
+    return {"fixed_us": fixed_us, "ns_per_input": float(coef[0] * 1e6), "ns_per_output": float(coef[1] * 1e6),
+            "gflops_per_s": float(1e-6 / coef[2]) if coef[2] > 0 else None,
+            "mape": float(np.mean(np.abs(fitted / ms - 1)))}
+
+
+#: how many distinct oneDNN conv primitives the primitive scan cycles through per pass
+PRIMITIVE_COUNTS = (1, 4, 16, 48, 96)
+
+
+class _Fan(nn.Module):
+    """Calls each conv on its own fixed input, one after the other (outputs dropped)."""
+
+    def __init__(self, convs, inputs):
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.inputs = inputs
+
+    def forward(self, _):
+        for conv, x in zip(self.convs, self.inputs):
+            conv(x)
+
+
+def _primitive_scan(repeats: int) -> list[dict]:
+    """K small 5x5 convs (oneDNN by their kernel size) called in turn, K = PRIMITIVE_COUNTS:
+    all of one shape (one oneDNN primitive, its code and descriptors reused), or each of
+    its own size (K primitives, as a network's convs are), against the same convs each
+    called alone. What a conv call pays when the calls before it ran other primitives."""
+    out = []
+    for count in PRIMITIVE_COUNTS:
+        for distinct in (False, True):
+            sizes = [6 + i % 48 for i in range(count)] if distinct else [12] * count
+            channels = [16 + 16 * (i // 48) for i in range(count)] if distinct else [16] * count
+            convs = [nn.Conv2d(c, c, 5, padding=2, bias=False).eval() for c in channels]
+            inputs = [torch.randn(1, c, size, size) for c, size in zip(channels, sizes)]
+            together = _time(_Fan(convs, inputs), [None], repeats)
+            alone = sum(_time(conv, [x], repeats) for conv, x in zip(convs, inputs))
+            out.append({"convs": count, "distinct_shapes": distinct, "together_ms": together,
+                        "alone_ms": alone, "extra_us_per_conv": (together - alone) * 1e3 / count})
+    return out
 
 
 #: (output size, channel counts off a multiple of 16) of the alignment scan: each count
@@ -485,6 +564,8 @@ SCANS = {
     "conv-path-scan": "dense convs either side of PyTorch's oneDNN threshold",
     "chain-scan": "chains of ops timed as a whole against each op alone",
     "weight-stream-scan": "chains of distinct linears: the rate weights stream at, by total size",
+    "pointwise-scan": "1x1 convs over channel pairs and sizes on oneDNN's path",
+    "primitive-scan": "small oneDNN convs called in turn, one shape or many, against each alone",
 }
 
 
@@ -537,6 +618,13 @@ def main(argv=None) -> int:
         tiny = {"conv": fixed_us("conv"),
                 "conv_onednn": _time(onednn, [torch.randn(1, 16, 8, 8)], max(args.repeats, 200)) * 1e3}
         scan = {"conv_path_scan": rows, "fixed_us": tiny, "fit": conv_path_fit(rows, tiny)}
+    elif args.primitive_scan:
+        scan = {"primitive_scan": _primitive_scan(args.repeats)}
+    elif args.pointwise_scan:
+        rows = _pointwise_scan(args.repeats)
+        onednn = nn.Conv2d(16, 16, 5, 1, 2, bias=False).eval()  # oneDNN by its kernel size
+        fixed = _time(onednn, [torch.randn(1, 16, 8, 8)], max(args.repeats, 200)) * 1e3
+        scan = {"pointwise_scan": rows, "fixed_us": {"conv_onednn": fixed}, "fit": pointwise_fit(rows, fixed)}
     elif args.grouped_scan:
         scan = {"grouped_conv_scan": _grouped_scan(args.repeats),
                 "fixed_us": {"conv_grouped": fixed_us("conv_grouped")}}

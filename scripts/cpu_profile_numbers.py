@@ -10,6 +10,7 @@
         --conv-paths calibration/data/cpu-xeon-gnr-2c-conv-path-scan.json \\
         --alignment calibration/data/cpu-xeon-gnr-2c-alignment-scan.json \\
         --weight-stream calibration/data/cpu-xeon-gnr-2c-weight-stream-scan.json \\
+        --pointwise calibration/data/cpu-xeon-gnr-2c-pointwise-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -24,7 +25,10 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
   dense and grouped convs are then multiplied by (1 + s / outputs), undoing the
   occupancy term s (``--occupancy``: the scan's fit, rounded to 10 per core);
 - ``conv``: the median over the dense convs with a kxk filter (k > 1), stems included;
-  ``conv_pointwise``: over the 1x1 convs; ``conv_grouped``: over the grouped scan;
+  ``conv_pointwise``: over the 1x1 convs, or with ``--pointwise`` (the 1x1 scan, refitted
+  after ``onednn_conv_us``) its fit's FLOP rate over the peak, with
+  ``pointwise_input_ns_per_core`` and ``pointwise_output_ns_per_core`` its times per
+  element x the effective cores; ``conv_grouped``: over the grouped scan;
   ``conv_depthwise``: over the depthwise ops, or with ``--depthwise`` (the depthwise
   scan) its fit's FLOP rate over the peak, with ``depthwise_input_ns_per_core`` and
   ``depthwise_output_ns_per_core`` its times per element x the effective cores;
@@ -97,7 +101,7 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
            cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None,
            pool: dict | None = None, depthwise: dict | None = None,
            conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16,
-           weight_stream: dict | None = None) -> dict:
+           weight_stream: dict | None = None, pointwise: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     effective = 1 + (cores - 1) * thread_efficiency
     peak = peak_per_core * effective  # GFLOP/s
@@ -118,14 +122,19 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
 
     kxk = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(od), o)
            for n, (taps, o, od) in dense.items() if taps > 1]
-    pointwise = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(od), o)
-                 for n, (taps, o, od) in dense.items() if taps == 1]
-    compute = {"conv": statistics.median(kxk), "conv_pointwise": statistics.median(pointwise)}
+    one_by_one = [share(ops[n]["flops"], ops[n]["ms"], dense_fixed(od), o)
+                  for n, (taps, o, od) in dense.items() if taps == 1]
+    compute = {"conv": statistics.median(kxk), "conv_pointwise": statistics.median(one_by_one)}
     if grouped:
         g_fixed = grouped["fixed_us"]["conv_grouped"]
         compute["conv_grouped"] = statistics.median(
             share(r["flops"], r["ms"], g_fixed, r["channels"] * r["size"] ** 2)
             for r in grouped["grouped_conv_scan"])
+    pointwise_fit = None
+    if pointwise:  # refitted after the fixed cost the profile itself prices oneDNN convs at
+        fixed_pw = onednn_us if onednn_us is not None else pointwise["fixed_us"]["conv_onednn"]
+        pointwise_fit = _bench().pointwise_fit(pointwise["pointwise_scan"], fixed_pw)
+        compute["conv_pointwise"] = pointwise_fit["gflops_per_s"] / peak
     compute["conv_depthwise"] = statistics.median(
         share(ops[n]["flops"], ops[n]["ms"], fixed["conv_depthwise"]) for n in DEPTHWISE_OPS)
     if depthwise:  # the scan's fit: FLOPs at a rate, plus time per input and output element
@@ -165,6 +174,9 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
     if depthwise:
         out["depthwise_input_ns_per_core"] = round(depthwise["fit"]["ns_per_input"] * effective, 2)
         out["depthwise_output_ns_per_core"] = round(depthwise["fit"]["ns_per_output"] * effective, 2)
+    if pointwise_fit:
+        out["pointwise_input_ns_per_core"] = round(pointwise_fit["ns_per_input"] * effective, 2)
+        out["pointwise_output_ns_per_core"] = round(pointwise_fit["ns_per_output"] * effective, 2)
     if onednn_us is not None:
         out["onednn_conv_us"] = round(onednn_us, 1)
     if alignment:
@@ -202,6 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument("--conv-paths", type=Path, help="cpu_microbench.py --conv-path-scan output")
     parser.add_argument("--alignment", type=Path, help="cpu_microbench.py --alignment-scan output")
     parser.add_argument("--weight-stream", type=Path, help="cpu_microbench.py --weight-stream-scan output")
+    parser.add_argument("--pointwise", type=Path, help="cpu_microbench.py --pointwise-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -214,7 +227,7 @@ def main(argv=None) -> int:
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
                  args.cores, args.thread_efficiency, load(args.attention), load(args.pool),
                  load(args.depthwise), load(args.conv_paths), load(args.alignment),
-                 weight_stream=load(args.weight_stream))
+                 weight_stream=load(args.weight_stream), pointwise=load(args.pointwise))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

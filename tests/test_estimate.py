@@ -650,6 +650,40 @@ def test_a_cpu_depthwise_conv_pays_per_element_beside_its_flops():
     assert price_rows(aligned, flops_only, "eager").compute_s[0] == pytest.approx(flops / (0.53 * peak), rel=1e-9)
 
 
+def test_a_onednn_1x1_conv_pays_per_element_instead_of_the_occupancy_term():
+    """With ``pointwise_input_ns_per_core``/``output`` a 1x1 conv PyTorch hands to oneDNN
+    costs its FLOPs at conv_pointwise plus each input and output element (per core, over
+    the effective cores, at padded channel counts), and no occupancy term; a 1x1 conv on
+    the im2col + GEMM path, a 3x3 conv and a profile without the fields are priced as
+    before."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    base = load_hardware("xeon-gnr-2c")
+    assert base.compute.pointwise_input_ns_per_core is None  # the shipped profile lists none
+    compute = base.compute.model_copy(update={"pointwise_input_ns_per_core": 0.3,
+                                              "pointwise_output_ns_per_core": 0.2})
+    profile = base.model_copy(update={"compute": compute})
+    peak, cores, eff = 473.6e9, 1.85, base.efficiency.compute["conv_pointwise"]
+    saturation = base.saturation_outputs()
+    onednn = trace(nn.Conv2d(64, 128, 1, bias=False), (64, 28, 28)).at(batch=1, dtype="float32")
+    inputs, outputs, flops = 64 * 784, 128 * 784, 2 * 64 * 128 * 784
+    moved = (inputs * 0.3 + outputs * 0.2) * 1e-9 / cores
+    assert price_rows(onednn, profile, "eager").compute_s[0] == pytest.approx(flops / (eff * peak) + moved, rel=1e-9)
+    assert price_rows(onednn, base, "eager").compute_s[0] == pytest.approx(
+        flops / (eff * peak) * (1 + saturation / outputs), rel=1e-9)
+    # 40 -> 40 channels: 48 in and out move, and the conv is off the block (x 1.21)
+    odd = trace(nn.Conv2d(40, 40, 1, bias=False), (40, 28, 28)).at(batch=1, dtype="float32")
+    padded = 48 * 784 * (0.3 + 0.2) * 1e-9 / cores + 2 * 48 * 48 * 784 / (eff * peak)
+    assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(padded * 1.21, rel=1e-9)
+    for module, shape in ((nn.Conv2d(64, 128, 1, bias=False), (64, 14, 14)),  # 12544 inputs: GEMM path
+                          (nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 28, 28))):
+        table = trace(module, shape).at(batch=1, dtype="float32")
+        assert price_rows(table, profile, "eager").compute_s[0] == pytest.approx(
+            price_rows(table, base, "eager").compute_s[0], rel=1e-12)
+
+
 def test_misaligned_factor_needs_a_channel_block():
     """A factor for convs off the block means nothing without the block: one clear error."""
     from netcut.hardware.loader import parse_profile, resolve_profile_path

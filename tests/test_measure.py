@@ -457,6 +457,68 @@ def test_cpu_microbench_weight_stream_scan_and_the_usable_cache(monkeypatch):
     assert bench.usable_cache_mib(scan, cache_gbs=200, dram_gbs=27) == 0.0  # nothing that fast
 
 
+def test_cpu_microbench_pointwise_scan_and_fit(monkeypatch):
+    """scripts/cpu_microbench.py --pointwise-scan: every (in, out) pair at each size whose
+    input oneDNN takes (the profiler names its kernel), none it would not; the fit
+    recovers per-element rates and a FLOP rate from times made with them after a given
+    fixed cost."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "POINTWISE_GRID", ((40, (16, 32)), (8, (16,))))  # 16 @ 8x8: GEMM path
+    rows = bench._pointwise_scan(1)
+    assert [(r["cin"], r["cout"], r["size"]) for r in rows] == [(16, 16, 40), (16, 32, 40), (32, 16, 40), (32, 32, 40)]
+    assert {r["backend"] for r in rows} == {"mkldnn_convolution"} and all(r["ms"] > 0 for r in rows)
+    assert rows[1]["flops"] == 2 * 16 * 32 * 1600 and (rows[1]["inputs"], rows[1]["outputs"]) == (16 * 1600, 32 * 1600)
+    # 60 us + 0.2 ns per input + 0.15 ns per output + FLOPs at 300 GFLOP/s
+    shapes = [(1e5, 1e5, 1e7), (4e5, 1e5, 4e7), (1e5, 4e5, 4e7), (8e5, 8e5, 3e8), (5e4, 8e5, 2e7)]
+    synthetic = [{"inputs": i, "outputs": o, "flops": f, "ms": 0.06 + 2e-7 * i + 1.5e-7 * o + f / 3e8}
+                 for i, o, f in shapes]
+    fit = bench.pointwise_fit(synthetic, 60.0)
+    assert (fit["ns_per_input"], fit["ns_per_output"]) == (pytest.approx(0.2, rel=1e-6), pytest.approx(0.15, rel=1e-6))
+    assert fit["gflops_per_s"] == pytest.approx(300, rel=1e-6) and fit["mape"] < 1e-9
+
+
+def test_cpu_microbench_primitive_scan_times_the_convs_together_and_alone(monkeypatch):
+    """scripts/cpu_microbench.py --primitive-scan: K convs of one shape, then K of as many
+    shapes, each set called in turn and each conv alone; the extra per conv is the
+    difference over K."""
+    bench = _microbench()
+    monkeypatch.setattr(bench, "PRIMITIVE_COUNTS", (3,))
+    rows = bench._primitive_scan(2)
+    assert [(r["convs"], r["distinct_shapes"]) for r in rows] == [(3, False), (3, True)]
+    for r in rows:
+        assert r["together_ms"] > 0 and r["alone_ms"] > 0
+        assert r["extra_us_per_conv"] == pytest.approx((r["together_ms"] - r["alone_ms"]) * 1e3 / 3)
+
+
+def test_cpu_profile_numbers_prices_1x1_convs_from_the_pointwise_scan():
+    """scripts/cpu_profile_numbers.py --pointwise refits the scan after the profile's own
+    oneDNN fixed cost: conv_pointwise is the fit's FLOP rate over the peak, and the
+    per-element times are per core (x the effective cores). Without it, nothing changes."""
+    import json
+    from pathlib import Path
+
+    numbers = _script("cpu_profile_numbers")
+    data = Path(__file__).resolve().parents[1] / "calibration" / "data"
+
+    def load(name):
+        return json.loads((data / f"cpu-xeon-gnr-2c-{name}.json").read_text())
+
+    common = dict(micro=load("micro-keepmem"), grouped=None, occupancy=load("occupancy-scan"),
+                  peak_per_core=256.0, conv_paths=load("conv-path-scan"))
+    scan = load("pointwise-scan")
+    fit = _microbench().pointwise_fit(scan["pointwise_scan"], 67.5)  # the conv-path scan's fixed cost
+    derived = numbers.derive(**common, pointwise=scan)
+    assert derived["efficiency"]["compute"]["conv_pointwise"] == round(fit["gflops_per_s"] / (256 * 1.85), 2)
+    assert derived["pointwise_input_ns_per_core"] == round(fit["ns_per_input"] * 1.85, 2)
+    assert derived["pointwise_output_ns_per_core"] == round(fit["ns_per_output"] * 1.85, 2)
+    plain = numbers.derive(**common)
+    assert "pointwise_input_ns_per_core" not in plain
+    from netcut import load_hardware  # the shipped profile: the micro-benchmarks' 1x1 convs
+
+    shipped = load_hardware("xeon-gnr-2c").efficiency.compute["conv_pointwise"]
+    assert plain["efficiency"]["compute"]["conv_pointwise"] == shipped
+
+
 def test_misaligned_factor_is_the_median_time_over_the_next_multiple():
     """scripts/cpu_profile_numbers.py --alignment: per kind, time(C) / time(next multiple
     of 16) at the same size, median over the scan; counts on a multiple give no ratio."""

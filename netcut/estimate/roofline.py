@@ -121,6 +121,8 @@ class ProfileVectors:
     pool_input_s: float = 0.0  # CPU: seconds per input element of a max-pool (0: none)
     depthwise_input_s: float = 0.0  # CPU: seconds per input element of a depthwise conv
     depthwise_output_s: float = 0.0  # CPU: ... and per output element (0: none)
+    pointwise_input_s: float = 0.0  # CPU: seconds per input element of a oneDNN 1x1 conv
+    pointwise_output_s: float = 0.0  # CPU: ... and per output element (0: none)
     onednn_conv_s: float | None = None  # CPU eager: fixed cost of a oneDNN dense conv
     misaligned: np.ndarray = None  # CPU, per class: x time of a conv off the channel block
     misaligned_pointwise: float = 1.0  # ... for 1x1 dense convs
@@ -159,6 +161,8 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         pool_input_s=profile.pool_input_s() if profile.kind == "cpu" else 0.0,
         depthwise_input_s=profile.depthwise_element_s()[0] if profile.kind == "cpu" else 0.0,
         depthwise_output_s=profile.depthwise_element_s()[1] if profile.kind == "cpu" else 0.0,
+        pointwise_input_s=profile.pointwise_element_s()[0] if profile.kind == "cpu" else 0.0,
+        pointwise_output_s=profile.pointwise_element_s()[1] if profile.kind == "cpu" else 0.0,
         onednn_conv_s=(overhead.onednn_conv_us * 1e-6
                        if profile.kind == "cpu" and overhead.onednn_conv_us is not None else None),
         **_misaligned_vectors(profile),
@@ -288,6 +292,15 @@ def channel_block_factor(table: LayerTable, block: float) -> np.ndarray:
     return factor
 
 
+def _padding(channels: np.ndarray, block: float) -> np.ndarray | float:
+    """How many times more elements a blocked layout moves than ``channels`` hold (1 with
+    no block, or for counts below it: those convs have kernels of their own)."""
+    if not block:
+        return 1.0
+    channels = np.maximum(channels, 1.0)
+    return np.where(channels >= block, np.ceil(channels / block) * block / channels, 1.0)
+
+
 def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
     """Roofline time of every row of ``table`` (at its batch and dtype) on ``profile``.
 
@@ -322,15 +335,18 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         compute_s = np.where(cls == _POOL_MAX_IDX, compute_s + table.inputs * v.pool_input_s, compute_s)
     if v.depthwise_input_s or v.depthwise_output_s:  # a CPU depthwise conv moves activations slowly
         moved = table.inputs * v.depthwise_input_s + table.outputs * v.depthwise_output_s
-        if v.channel_block:  # ... in the blocked layout, whose padding channels move too
-            channels = np.maximum(table.in_channels, 1.0)
-            padded = np.where(channels >= v.channel_block,
-                              np.ceil(channels / v.channel_block) * v.channel_block / channels, 1.0)
-            moved = moved * padded
+        moved = moved * _padding(table.in_channels, v.channel_block)  # its padding channels move too
         compute_s = np.where(cls == _DEPTHWISE_IDX, compute_s + moved, compute_s)
+    pointwise = np.zeros(len(cls), dtype=bool)
+    if v.pointwise_input_s or v.pointwise_output_s:  # oneDNN moves a 1x1 conv's activations again
+        pointwise = conv & (table.conv_taps == 1.0) & onednn_convs(table)
+        moved = (table.inputs * v.pointwise_input_s * _padding(table.in_channels, v.channel_block)
+                 + table.outputs * v.pointwise_output_s * _padding(table.out_channels, v.channel_block))
+        compute_s = np.where(pointwise, compute_s + moved, compute_s)
     if v.saturation > 0:
         outputs = np.maximum(table.outputs, 1.0)
-        saturating = np.isin(cls, _SATURATING_IDX)
+        # the per-element terms above were fitted without the occupancy term: they replace it
+        saturating = np.isin(cls, _SATURATING_IDX) & ~pointwise
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
     if v.misaligned is not None and v.channel_block:  # slower than the padded conv priced above
         factor = np.where(conv & (table.conv_taps == 1.0), v.misaligned_pointwise, v.misaligned[cls])

@@ -206,6 +206,17 @@ class CpuCompute(_ComputeBase):
         None, description="depthwise convs: ns one core spends per output element (the same "
         "fit as depthwise_input_ns_per_core). None = none"
     )
+    pointwise_input_ns_per_core: Positive | None = Field(
+        None, description="1x1 dense convs PyTorch hands to oneDNN: ns one core spends per "
+        "input element, on top of their FLOPs at the conv_pointwise efficiency (oneDNN "
+        "reorders the input to its blocked layout and the output back on every call, and a "
+        "1x1 conv does few FLOPs per element); fitted to scripts/cpu_microbench.py "
+        "--pointwise-scan. None = FLOPs alone, with the occupancy term"
+    )
+    pointwise_output_ns_per_core: Positive | None = Field(
+        None, description="1x1 dense convs on oneDNN: ns one core spends per output element "
+        "(the same fit as pointwise_input_ns_per_core). None = none"
+    )
     channel_block: Annotated[int, Field(gt=0)] | None = Field(
         None, description="channels the conv library packs per vector block (16 fp32 lanes of "
         "AVX-512 in oneDNN's blocked layouts): a conv's FLOPs are priced with its channels "
@@ -341,6 +352,13 @@ class CpuProfile(_ProfileBase):
         scale = 1e-9 / self.effective_cores()
         return ((self.compute.depthwise_input_ns_per_core or 0.0) * scale,
                 (self.compute.depthwise_output_ns_per_core or 0.0) * scale)
+
+    def pointwise_element_s(self) -> tuple[float, float]:
+        """Seconds per input and per output element a 1x1 oneDNN conv adds with ``cores``
+        threads ((0, 0): none)."""
+        scale = 1e-9 / self.effective_cores()
+        return ((self.compute.pointwise_input_ns_per_core or 0.0) * scale,
+                (self.compute.pointwise_output_ns_per_core or 0.0) * scale)
 
     def network_bandwidth_bytes_per_s(self) -> float:
         """In-network traffic's extra bandwidth (0: no such term)."""
