@@ -596,3 +596,26 @@ def test_resnet_blocks_in_network_times_every_block_inside_and_alone(capsys):
     assert rows[-1]["weights_mib"] == pytest.approx(2 * 512 * 512 * 9 * 4 / 2**20, rel=0.01)  # + BN
     assert blocks.main(["mobilenet_v2"]) == 2
     assert "give a torchvision ResNet" in capsys.readouterr().err
+
+
+def test_leaves_in_network_times_every_leaf_call_inside_and_alone(capsys):
+    """scripts/leaves_in_network.py: one row per leaf call (a block's ReLU twice), inside
+    and alone, with the bytes it moved; the per-kind table sums the rows; an unknown
+    model is one clear error."""
+    leaves = _script("leaves_in_network")
+    result = leaves.leaves_in_network("resnet18", 1)
+    rows = {(r["leaf"], r["call"]): r for r in result["leaves"]}
+    assert ("layer1.0.relu", 1) in rows and ("layer1.0.relu", 2) not in rows
+    assert rows[("conv1", 0)]["kind"] == "kxk" and rows[("layer2.0.downsample.0", 0)]["kind"] == "1x1"
+    assert rows[("conv1", 0)]["in_bytes"] == 3 * 224 * 224 * 4
+    assert rows[("conv1", 0)]["out_bytes"] == 64 * 112 * 112 * 4
+    assert rows[("conv1", 0)]["weight_bytes"] == 64 * 3 * 49 * 4
+    assert all(r["inside_ms"] > 0 and r["alone_ms"] > 0 for r in rows.values())
+    kinds = {k["kind"]: k for k in leaves.by_kind(result)}
+    assert kinds["ReLU"]["ops"] == sum(r["kind"] == "ReLU" for r in rows.values()) == 17
+    assert kinds["kxk"]["inside_ms"] == pytest.approx(sum(r["inside_ms"] for r in rows.values() if r["kind"] == "kxk"))
+    assert leaves.beyond_leaves_ms(result) == pytest.approx(
+        result["pass_ms"] - sum(r["inside_ms"] for r in rows.values()))
+    assert leaves.main(["not_a_net"]) == 2
+    assert "not_a_net: not a torchvision.models builder" in capsys.readouterr().err
+
