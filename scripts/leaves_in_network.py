@@ -14,7 +14,9 @@ hooks took beyond its leaves' times inside (functional ops such as residual adds
 holds part of the hooks' own cost).
 
 It splits what a network pays beyond its layers timed alone
-(docs/hardware-schema.md#cpu-caches) by op kind. Random weights, batch 1, fp32, malloc
+(docs/hardware-schema.md#cpu-caches) by op kind. Besides torchvision classifiers it
+times three synthetic chains of conv-batchnorm-ReLU (``SYNTHETIC``): whether a pattern
+seen in networks shows without any network. Random weights, batch 1, fp32, malloc
 thresholds pinned as ``netcut measure`` pins them.
 """
 
@@ -98,11 +100,45 @@ def _median_pass(model: nn.Module, x: torch.Tensor, repeats: int, stamps: _Stamp
     return statistics.median(passes), {k: statistics.median(v) for k, v in per_call.items()}
 
 
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    kernel = 1 if stride == 1 else 3
+    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+def _resnet_like_chain() -> nn.Sequential:
+    """1x1 conv-batchnorm-ReLU triples (a 3x3 at each stride 2) whose channels and sizes
+    change as a ResNet's do, from 64 x 56 x 56: no residuals, no network's weights."""
+    layers, channels = [], 64
+    for out, stride in ((64, 1), (256, 1), (64, 1), (256, 1), (128, 2), (512, 1), (128, 1), (512, 1),
+                        (256, 2), (1024, 1), (256, 1), (1024, 1)):
+        layers += _conv_bn_relu(channels, out, stride)
+        channels = out
+    return nn.Sequential(*layers)
+
+
+#: synthetic models the script times like networks, and their input shapes
+SYNTHETIC = {
+    "chain-resnet-like": (_resnet_like_chain, (1, 64, 56, 56)),
+    "chain-one-shape": (lambda: nn.Sequential(*sum((_conv_bn_relu(64, 64) for _ in range(10)), [])),
+                        (1, 64, 56, 56)),
+    "chain-bn-relu": (lambda: nn.Sequential(*sum(([nn.BatchNorm2d(64), nn.ReLU()] for _ in range(4)), [])),
+                      (1, 64, 56, 56)),
+}
+
+
+def build(name: str) -> tuple[nn.Module, torch.Tensor]:
+    """A torchvision classifier on a 224 x 224 image, or one of the SYNTHETIC chains."""
+    if name in SYNTHETIC:
+        factory, shape = SYNTHETIC[name]
+        return factory().eval(), torch.randn(shape)
+    return getattr(torchvision.models, name)(weights=None).eval(), torch.randn(1, 3, 224, 224)
+
+
 def leaves_in_network(name: str, repeats: int) -> dict:
     """Each leaf call of ``name``: kind, ms inside the network and alone, bytes moved;
     and the whole pass with and without the hooks."""
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
+    model, x = build(name)
     with torch.inference_mode():
         plain, _ = _median_pass(model, x, repeats)
         stamps = _Stamps(model)
@@ -159,9 +195,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    unknown = [m for m in args.models if not callable(getattr(torchvision.models, m, None))]
+    unknown = [m for m in args.models
+               if m not in SYNTHETIC and not callable(getattr(torchvision.models, m, None))]
     if unknown:
-        print(f"error: {', '.join(unknown)}: not a torchvision.models builder", file=sys.stderr)
+        print(f"error: {', '.join(unknown)}: not a torchvision.models builder nor one of "
+              f"{', '.join(SYNTHETIC)}", file=sys.stderr)
         return 2
     from netcut.measure.allocator import keep_freed_memory
     from netcut.measure.environment import environment

@@ -616,6 +616,9 @@ def test_leaves_in_network_times_every_leaf_call_inside_and_alone(capsys):
     assert kinds["kxk"]["inside_ms"] == pytest.approx(sum(r["inside_ms"] for r in rows.values() if r["kind"] == "kxk"))
     assert leaves.beyond_leaves_ms(result) == pytest.approx(
         result["pass_ms"] - sum(r["inside_ms"] for r in rows.values()))
+    chain = leaves.leaves_in_network("chain-bn-relu", 1)
+    assert [r["kind"] for r in chain["leaves"]] == ["BatchNorm2d", "ReLU"] * 4
+    assert chain["leaves"][0]["in_bytes"] == 64 * 56 * 56 * 4 and chain["leaves"][0]["weight_bytes"] == 2 * 64 * 4
     assert leaves.main(["not_a_net"]) == 2
     assert "not_a_net: not a torchvision.models builder" in capsys.readouterr().err
 
