@@ -193,6 +193,27 @@ def test_calibrate_says_when_the_fit_does_not_beat_the_uncalibrated_profile():
     assert calibration_advice({"base": "x", "leave_models_out": {"n": 0}, "uncalibrated": {"n": 4, "mape": 0.1}}) is None
 
 
+def test_a_scale_at_a_limit_of_the_fit_is_flagged(cpu, recovered):
+    """Rows 100x slower than the profile, fitted with compute alone, push its scale to
+    the fit's 1/50 limit, and 100x faster to an efficiency of 1: the summary says so and
+    the CLI's note names it. A fit that recovers its truth flags nothing."""
+    from netcut.cli.calibrate_cmd import limit_advice
+
+    rows, _ = _measured_on(cpu, {"compute": 1.0}, _rows(models=("resnet18", "squeezenet1_0")))
+    slow = [r.model_copy(update={"median_ms": r.median_ms * 100}) for r in rows]
+    cal = Calibrator(cpu, params=["compute"], cross_validate=False).fit(slow)
+    compute = cal.results_.params["compute"]
+    assert compute["scale"] == pytest.approx(1 / 50, rel=1e-3)
+    assert compute["at_limit"] == "x1/50, the most a fit may move a number"
+    note = limit_advice(cal.results_.summary())
+    assert note.startswith("note: compute (x1/50, the most a fit may move a number) ended at a limit")
+    fast = [r.model_copy(update={"median_ms": r.median_ms / 100}) for r in rows]
+    capped = Calibrator(cpu, params=["compute"], cross_validate=False).fit(fast).results_.params["compute"]
+    assert capped["at_limit"] == "an efficiency of 1"  # the largest compute efficiency reached 1
+    good = recovered[0].results_.summary()
+    assert limit_advice(good) is None and all(not p.get("at_limit") for p in good["params"].values())
+
+
 def test_cli_bad_measurements_write_nothing(cli, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")

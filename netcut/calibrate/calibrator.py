@@ -429,8 +429,20 @@ def _describe(problem: _Problem, scales, cov, method) -> dict[str, dict]:
             half = 1.96 * np.sqrt(max(var, 0.0))
             ci = [s * float(np.exp(-half)), s * float(np.exp(half))] if half < 50 else None
         out[p.name] = {"scale": s, "ci95": ci, "meaning": p.meaning,
-                       "method": method.get(p.name, ""), "scaled_fields": len(problem.paths[i])}
+                       "method": method.get(p.name, ""), "scaled_fields": len(problem.paths[i]),
+                       "at_limit": None if p.linear and problem.synchronous else _limit(problem, i, s)}
     return out
+
+
+def _limit(problem: _Problem, i: int, scale: float) -> str | None:
+    """Which limit a log-scale parameter ended at, if any: the measurements asked for
+    more than the fit allows, so its value says little (and its interval is open)."""
+    log_s, upper = float(np.log(max(scale, 1e-300))), problem.log_upper(i)
+    if log_s >= upper - 1e-3:
+        return "x50, the most a fit may move a number" if upper >= LOG_BOUND else "an efficiency of 1"
+    if log_s <= -LOG_BOUND + 1e-3:
+        return "x1/50, the most a fit may move a number"
+    return None
 
 
 def _calibrated_profile(problem: _Problem, scales, results: CalibrationResults, sources):

@@ -63,8 +63,10 @@ def calibrate(
         for table in calibration_tables(summary):
             cli.out.print(table)
     cli.err.print(f"wrote {out_file} (use it as --hw {out_file})")
-    if not as_json and (advice := calibration_advice(summary)):
-        cli.err.print(advice)
+    if not as_json:
+        for advice in (calibration_advice(summary), limit_advice(summary)):
+            if advice:
+                cli.err.print(advice)
 
 
 def calibration_advice(s: dict) -> str | None:
@@ -76,6 +78,15 @@ def calibration_advice(s: dict) -> str | None:
             f"{unseen['mape']:.1%} (MAPE), the uncalibrated {s['base']} by {base['mape']:.1%} "
             "on the same rows; fewer parameters (--params compute) or more measured networks "
             "may do better")
+
+
+def limit_advice(s: dict) -> str | None:
+    """One line naming the parameters that ended at a limit of the fit."""
+    at = [f"{name} ({p['at_limit']})" for name, p in s["params"].items() if p.get("at_limit")]
+    if not at:
+        return None
+    return (f"note: {', '.join(at)} ended at a limit of the fit: the measured networks "
+            "cannot pin it, and a fit without it (--params) may predict other networks better")
 
 
 def calibration_tables(s: dict) -> list[Table]:
