@@ -11,7 +11,9 @@ ReLU) is one row per call. Per op kind the script prints what the leaves took in
 alone, the difference per op and per MB of activations moved; and what a pass without
 hooks took beyond its leaves' times inside (functional ops such as residual adds and
 ``torch.cat``, container modules, Python; a lower bound, since each leaf's stamped window
-holds part of the hooks' own cost).
+holds part of the hooks' own cost). A module that runs its children's weights without
+calling them (``nn.MultiheadAttention``: its ``out_proj`` is never called) is no leaf
+and shows there too: in vit_b_16 the self-attention is most of that remainder.
 
 It splits what a network pays beyond its layers timed alone
 (docs/hardware-schema.md#cpu-caches) by op kind. Besides torchvision classifiers it
@@ -45,6 +47,15 @@ def op_kind(module: nn.Module) -> str:
     return type(module).__name__
 
 
+def _elements(value) -> int:
+    """Tensor elements in a tensor or a tuple/list of values (others count none)."""
+    if torch.is_tensor(value):
+        return value.numel()
+    if isinstance(value, (tuple, list)):
+        return sum(_elements(v) for v in value)
+    return 0
+
+
 class _Stamps:
     """Forward hooks that time every leaf call and can capture its inputs."""
 
@@ -65,8 +76,8 @@ class _Stamps:
             self.calls[name] += 1
             if self.capture is not None:
                 weights = sum(p.numel() for p in module.parameters(recurse=False)) * FLOAT_BYTES
-                self.capture[key] = {"args": tuple(a.clone() for a in args), "weight_bytes": weights,
-                                     "in_bytes": sum(a.numel() for a in args) * FLOAT_BYTES}
+                self.capture[key] = {"args": tuple(a.clone() if torch.is_tensor(a) else a for a in args),
+                                     "weight_bytes": weights, "in_bytes": _elements(args) * FLOAT_BYTES}
             self._open[name] = (key, time.perf_counter())
         return hook
 
@@ -75,7 +86,7 @@ class _Stamps:
             key, start = self._open.pop(name)
             self.seconds[key] = time.perf_counter() - start
             if self.capture is not None:
-                self.capture[key]["out_bytes"] = output.numel() * FLOAT_BYTES
+                self.capture[key]["out_bytes"] = _elements(output) * FLOAT_BYTES
         return hook
 
     def remove(self) -> None:
