@@ -241,48 +241,6 @@ def test_a_parameter_one_network_alone_leans_on_is_not_fitted(cpu):
     assert [p.name for p in problem.params] == ["compute", "depthwise"] and not skipped
 
 
-def test_a_scale_the_rows_cannot_pin_on_the_slower_side_is_dropped(cpu, monkeypatch):
-    """A rate whose estimate went below 1 with a 95% interval reaching x1/50, or a cost
-    above 1 with one reaching x50, is where the optimizer stopped: auto selection drops
-    it and fits the rest again, saying why. The faster side (a term switched off), a
-    pinned scale and a scale fitted on the linear scale stay."""
-    from netcut.calibrate import calibrator as C
-
-    rows, _ = _measured_on(cpu, {"compute": 0.7}, _rows())
-    by = {p.name: p for p in CATALOGUE}
-    problem = C._Problem(cpu, [by["compute"], by["memory"], by["launch"]], rows, PREDICTOR, ["float32"])
-    wide, narrow = np.diag([9.0, 9.0, 9.0]), np.diag([1e-4, 1e-4, 1e-4])
-    assert C._unpinned(problem, 0, np.array([0.03, 1.0, 1.0]), wide)  # slower side, open
-    assert not C._unpinned(problem, 0, np.array([0.03, 1.0, 1.0]), narrow)  # pinned there
-    assert not C._unpinned(problem, 1, np.array([1.0, 40.0, 1.0]), wide)  # faster side: a term off
-    assert not C._unpinned(problem, 2, np.array([1.0, 1.0, 60.0]), wide)  # linear on a CPU
-    gpu_rows = _rows(models=("resnet18", "squeezenet1_0"))
-    h100 = load_hardware("h100-sxm")
-    eager = C._Problem(h100, [by["compute"], by["kernel"]], gpu_rows, PREDICTOR, ["float32"])
-    assert not eager.synchronous
-    assert C._unpinned(eager, 1, np.array([1.0, 3.0]), np.diag([1e-4, 9.0]))  # a cost, slower side
-    assert not C._unpinned(eager, 1, np.array([1.0, 0.3]), np.diag([1e-4, 9.0]))  # cost switched off
-
-    # the loop: the first solve leaves memory unpinned on the slower side, the refit does not
-    solve, calls = C._solve, []
-
-    def first_open(problem):
-        scales, cov, method = solve(problem)
-        calls.append([p.name for p in problem.params])
-        if len(calls) == 1:
-            i = [p.name for p in problem.params].index("memory")
-            scales, cov = scales.copy(), cov.copy()
-            scales[i], cov[i, i] = 0.03, 9.0
-        return scales, cov, method
-    monkeypatch.setattr(C, "_solve", first_open)
-    cal = Calibrator(cpu, params="auto", cross_validate=False).fit(rows)
-    assert "memory" in calls[0] and "memory" not in calls[1]
-    assert "memory" not in cal.results_.params
-    assert "edge of its range on the slower side" in cal.results_.skipped["memory"]
-    chosen = Calibrator(cpu, params=["compute", "memory"], cross_validate=False).fit(rows)
-    assert "memory" in chosen.results_.params  # named parameters are fitted as asked
-
-
 def test_the_conv_scale_moves_pointwise_convs_too():
     """Spelling a profile out keeps its ``conv_pointwise`` efficiency, and the ``conv``
     scale moves it with ``conv`` (1x1 and kxk convs are both dense convs)."""

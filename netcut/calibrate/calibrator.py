@@ -12,9 +12,6 @@ How the fit works:
   direction the rows can see (a new rank of the Jacobian), up to one more than
   the number of networks measured (a network's trimmed rows are its prefixes and
   add little) and one fewer than the rows;
-* a scale that moved to the side that makes time longer, with a 95% interval reaching
-  the edge of the fit's range there (x1/50 for an efficiency or bandwidth, x50 for a
-  cost), is one the rows cannot pin: auto selection drops it and fits the rest again;
 * residuals are ``log(predicted / measured)``, weighted so every *model* counts
   the same however many trimmed networks it brought, with scipy's soft-L1 loss;
 * on a synchronous schedule (a CPU, a CUDA graph) time is linear in the overhead
@@ -206,7 +203,8 @@ class Calibrator:
         step = self._stepper(n_folds + 1)
 
         step(f"fitting on {len(rows)} rows")
-        problem, skipped, (scales, cov, method) = self._fit(base, rows, predictor, dtypes)
+        problem, skipped = self._problem(base, rows, predictor, dtypes)
+        scales, cov, method = _solve(problem)
         fitted = problem.predict(scales)
         log_res = np.log(fitted / problem.measured)
 
@@ -252,27 +250,6 @@ class Calibrator:
                 f"got {len(rows)} - measure {len(chosen) - len(rows)} more (or fit fewer parameters)")
         return _Problem(base, chosen, rows, predictor, dtypes), {}
 
-    def _fit(self, base, rows, predictor, dtypes):
-        """The problem, what was skipped, and its solution. With ``params="auto"`` a scale
-        the rows cannot pin on the slower side (``_unpinned``) is dropped and the rest
-        fitted again: predicting other networks with it extrapolates blindly (on the Xeon
-        6, a fit of a trial profile without vit_b_16 took ``matmul``, seen only through
-        the CNNs' classifiers, to x0.02 and priced vit_b_16 40x too slow)."""
-        problem, skipped = self._problem(base, rows, predictor, dtypes)
-        solution = _solve(problem)
-        while self.params == "auto" and len(problem.params) > 1:
-            edge = [i for i in range(len(problem.params)) if _unpinned(problem, i, *solution[:2])]
-            if not edge or len(edge) == len(problem.params):
-                break
-            for i in edge:
-                skipped[problem.params[i].name] = (
-                    f"the fit took it to x{solution[0][i]:.3g}, its 95% interval reaching the edge "
-                    "of its range on the slower side: the rows cannot pin it")
-            keep = [p for i, p in enumerate(problem.params) if i not in edge]
-            problem = _Problem(base, keep, rows, predictor, dtypes)
-            solution = _solve(problem)
-        return problem, skipped, solution
-
     def _cross_validate(self, base, rows, predictor, dtypes, models, step) -> dict:
         held_log: list[float] = []
         per_model: dict[str, dict] = {}
@@ -280,7 +257,8 @@ class Calibrator:
             step(f"leave out {model}")
             train = [r for r in rows if r.model != model]
             test = [r for r in rows if r.model == model]
-            problem, _, (scales, _, _) = self._fit(base, train, predictor, dtypes)
+            problem, _ = self._problem(base, train, predictor, dtypes)
+            scales, _, _ = _solve(problem)
             pred = problem.predict(scales, test)
             log_err = np.log(pred / np.array([r.median_ms for r in test]))
             held_log.extend(log_err.tolist())
@@ -454,24 +432,6 @@ def _describe(problem: _Problem, scales, cov, method) -> dict[str, dict]:
                        "method": method.get(p.name, ""), "scaled_fields": len(problem.paths[i]),
                        "at_limit": None if p.linear and problem.synchronous else _limit(problem, i, s)}
     return out
-
-
-def _unpinned(problem: _Problem, i: int, scales: np.ndarray, cov: np.ndarray) -> bool:
-    """Whether a log-scale parameter moved to the side that makes time longer and its 95%
-    interval reaches the edge of the fit's range there: x1/50 for a rate (an efficiency,
-    a bandwidth), x50 for a cost (per-op, per-kernel, per-pass time). There the scale is where the
-    optimizer stopped, not something the rows pinned, and it can make an unseen network
-    take many times longer. The other edge stays: a rate at x50 or a cost at x1/50 only
-    switches a term off."""
-    param = problem.params[i]
-    if param.linear and problem.synchronous:
-        return False
-    var = cov[i, i]
-    half = 1.96 * np.sqrt(var) if np.isfinite(var) and var >= 0 else np.inf
-    log_s = float(np.log(max(scales[i], 1e-300)))
-    if param.linear or param.name == "saturation":  # a cost: larger is slower
-        return log_s > 0 and log_s + half >= LOG_BOUND
-    return log_s < 0 and log_s - half <= -LOG_BOUND
 
 
 def _limit(problem: _Problem, i: int, scale: float) -> str | None:
