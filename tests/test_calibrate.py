@@ -206,12 +206,42 @@ def test_a_scale_at_a_limit_of_the_fit_is_flagged(cpu, recovered):
     assert compute["scale"] == pytest.approx(1 / 50, rel=1e-3)
     assert compute["at_limit"] == "x1/50, the most a fit may move a number"
     note = limit_advice(cal.results_.summary())
-    assert note.startswith("note: compute (x1/50, the most a fit may move a number) ended at a limit")
+    assert note.startswith("note: compute (x1/50, the most a fit may move a number): the measured "
+                           "networks cannot pin it")
     fast = [r.model_copy(update={"median_ms": r.median_ms / 100}) for r in rows]
     capped = Calibrator(cpu, params=["compute"], cross_validate=False).fit(fast).results_.params["compute"]
     assert capped["at_limit"] == "an efficiency of 1"  # the largest compute efficiency reached 1
     good = recovered[0].results_.summary()
     assert limit_advice(good) is None and all(not p.get("at_limit") for p in good["params"].values())
+
+
+def test_a_scale_the_rows_cannot_pin_on_the_slower_side_is_flagged(cpu):
+    """A rate whose estimate went below 1 with a 95% interval reaching x1/50, or a cost
+    above 1 with one reaching x50, is where the optimizer stopped, not what the rows say:
+    the summary marks it ``unpinned`` and the CLI's note names it. The faster side (a
+    term switched off), a pinned scale and a scale fitted on the linear scale are not."""
+    from netcut.calibrate import calibrator as C
+    from netcut.cli.calibrate_cmd import limit_advice
+
+    rows, _ = _measured_on(cpu, {"compute": 0.7}, _rows())
+    by = {p.name: p for p in CATALOGUE}
+    problem = C._Problem(cpu, [by["compute"], by["memory"], by["launch"]], rows, PREDICTOR, ["float32"])
+    wide, narrow = np.diag([9.0, 9.0, 9.0]), np.diag([1e-4, 1e-4, 1e-4])
+    assert C._unpinned(problem, 0, np.array([0.03, 1.0, 1.0]), wide)  # slower side, open
+    assert not C._unpinned(problem, 0, np.array([0.03, 1.0, 1.0]), narrow)  # pinned there
+    assert not C._unpinned(problem, 1, np.array([1.0, 40.0, 1.0]), wide)  # faster side: a term off
+    assert not C._unpinned(problem, 2, np.array([1.0, 1.0, 60.0]), wide)  # linear on a CPU
+    h100 = load_hardware("h100-sxm")
+    eager = C._Problem(h100, [by["compute"], by["kernel"]], _rows(models=("resnet18", "squeezenet1_0")),
+                       PREDICTOR, ["float32"])
+    assert not eager.synchronous
+    assert C._unpinned(eager, 1, np.array([1.0, 3.0]), np.diag([1e-4, 9.0]))  # a cost, slower side
+    assert not C._unpinned(eager, 1, np.array([1.0, 0.3]), np.diag([1e-4, 9.0]))  # cost switched off
+    described = C._describe(problem, np.array([0.03, 1.0, 1.0]), wide, {})
+    assert described["compute"]["unpinned"] and not described["memory"]["unpinned"]
+    summary = {"params": described}
+    assert limit_advice(summary).startswith(
+        "note: compute (x0.03, its 95% interval reaching the edge of the fit's range): the measured")
 
 
 def test_cli_bad_measurements_write_nothing(cli, tmp_path):

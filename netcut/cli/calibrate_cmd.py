@@ -81,12 +81,15 @@ def calibration_advice(s: dict) -> str | None:
 
 
 def limit_advice(s: dict) -> str | None:
-    """One line naming the parameters that ended at a limit of the fit."""
-    at = [f"{name} ({p['at_limit']})" for name, p in s["params"].items() if p.get("at_limit")]
+    """One line naming the parameters that ended at a limit of the fit, or whose 95%
+    interval reaches the edge of its range on the side that makes time longer."""
+    at = [f"{name} ({p['at_limit']})" if p.get("at_limit") else
+          f"{name} (x{p['scale']:.3g}, its 95% interval reaching the edge of the fit's range)"
+          for name, p in s["params"].items() if p.get("at_limit") or p.get("unpinned")]
     if not at:
         return None
-    return (f"note: {', '.join(at)} ended at a limit of the fit: the measured networks "
-            "cannot pin it, and a fit without it (--params) may predict other networks better")
+    return (f"note: {', '.join(at)}: the measured networks cannot pin it, and a fit without "
+            "it (--params) may predict other networks better")
 
 
 def calibration_tables(s: dict) -> list[Table]:
