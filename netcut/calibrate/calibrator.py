@@ -443,7 +443,7 @@ def _unpinned(problem: _Problem, i: int, scales: np.ndarray, cov: np.ndarray) ->
     a fit of a trial profile without vit_b_16 took ``matmul``, seen only through the
     CNNs' classifiers, to x0.02 and priced vit_b_16 40x too slow). The other edge only
     switches a term off. Reported, not acted on: dropping such scales automatically left
-    the shipped evaluations no better (reports/validation.md, 2026-12-06)."""
+    the shipped evaluations no better (docs/cpu-profile.md, section 4)."""
     param = problem.params[i]
     if param.linear and problem.synchronous:
         return False

@@ -88,8 +88,9 @@ def limit_advice(s: dict) -> str | None:
           for name, p in s["params"].items() if p.get("at_limit") or p.get("unpinned")]
     if not at:
         return None
-    return (f"note: {', '.join(at)}: the measured networks cannot pin it, and a fit without "
-            "it (--params) may predict other networks better")
+    it = "it" if len(at) == 1 else "them"
+    return (f"note: {', '.join(at)}: the measured networks cannot pin {it}, and a fit without "
+            f"{it} (--params) may predict other networks better")
 
 
 def calibration_tables(s: dict) -> list[Table]:
