@@ -11,6 +11,7 @@
         --alignment calibration/data/cpu-xeon-gnr-2c-alignment-scan.json \\
         --weight-stream calibration/data/cpu-xeon-gnr-2c-weight-stream-scan.json \\
         --pointwise calibration/data/cpu-xeon-gnr-2c-pointwise-scan.json \\
+        --in-network calibration/data/cpu-xeon-gnr-2c-leaves-in-patterns.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -44,7 +45,11 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
   1), ``norm``: the same over batchnorm and layernorm;
 - dispatch costs: each class's fixed cost (``default``: elementwise; ``pool_max``: pool;
   ``attention``: the scan's 4-token call);
-- bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network term);
+- bandwidths per core: the 1 GiB copy (DRAM), the 4 MiB copy (cache, and the network
+  term, which ``--in-network`` replaces);
+- ``in_network`` (``--in-network``, ``scripts/leaves_in_network.py patterns --json``):
+  the per-call and per-MB costs ``leaves_in_network.in_network_terms`` fits to the
+  synthetic chains' leaf calls (inside the chain over alone), refitted from the file;
 - ``usable_cache_mib`` (``--weight-stream``, chains of distinct 1-row linears): the most
   weights the scan streamed closer to the 4 MiB copy rate than to the 1 GiB one.
 
@@ -80,6 +85,15 @@ def _bench():
     return module
 
 
+def _leaves():
+    """scripts/leaves_in_network.py as a module: its fit of the in-network costs."""
+    path = Path(__file__).with_name("leaves_in_network.py")
+    spec = importlib.util.spec_from_file_location("leaves_in_network", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _dense_convs() -> dict[str, tuple[int, int, bool]]:
     """Each dense conv of the micro-benchmark: (kernel taps, outputs written, whether
     PyTorch hands it to oneDNN, by ``netcut.estimate.roofline.onednn_convs``)."""
@@ -101,7 +115,8 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
            cores: int = 2, thread_efficiency: float = 0.85, attention: dict | None = None,
            pool: dict | None = None, depthwise: dict | None = None,
            conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16,
-           weight_stream: dict | None = None, pointwise: dict | None = None) -> dict:
+           weight_stream: dict | None = None, pointwise: dict | None = None,
+           in_network: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     effective = 1 + (cores - 1) * thread_efficiency
     peak = peak_per_core * effective  # GFLOP/s
@@ -164,9 +179,12 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
         },
         "dispatch_us": {k: round(v, 2 if v < 1 else 1) for k, v in dispatch.items()},
         "memory": {"bandwidth_gbs_per_core": round(micro["bandwidth"]["copy_1GiB_gbs"] / cores, 2),
-                   "cache_bandwidth_gbs_per_core": round(cache / cores, 2),
-                   "network_bandwidth_gbs_per_core": round(cache / cores, 2)},
+                   "cache_bandwidth_gbs_per_core": round(cache / cores, 2)},
     }
+    if in_network:  # measured op kind by op kind, in place of one bandwidth for all traffic
+        out["in_network"] = _leaves().in_network_terms(in_network["networks"])
+    else:
+        out["memory"]["network_bandwidth_gbs_per_core"] = round(cache / cores, 2)
     if occupancy:
         out["saturation_outputs_per_core"] = per_core
     if pool:
@@ -215,6 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--alignment", type=Path, help="cpu_microbench.py --alignment-scan output")
     parser.add_argument("--weight-stream", type=Path, help="cpu_microbench.py --weight-stream-scan output")
     parser.add_argument("--pointwise", type=Path, help="cpu_microbench.py --pointwise-scan output")
+    parser.add_argument("--in-network", type=Path,
+                        help="leaves_in_network.py patterns --json output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -227,7 +247,8 @@ def main(argv=None) -> int:
     out = derive(load(args.micro), load(args.grouped), load(args.occupancy), args.peak_gflops_per_core,
                  args.cores, args.thread_efficiency, load(args.attention), load(args.pool),
                  load(args.depthwise), load(args.conv_paths), load(args.alignment),
-                 weight_stream=load(args.weight_stream), pointwise=load(args.pointwise))
+                 weight_stream=load(args.weight_stream), pointwise=load(args.pointwise),
+                 in_network=load(args.in_network))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -1,7 +1,8 @@
 """Every leaf module of a torchvision network, timed inside the network and alone.
 
     .venv/bin/python scripts/leaves_in_network.py resnet50 [mobilenet_v2 ...] [--threads 2]
-        [--repeats 15] [--json]
+        [--repeats 15] [--runs 1] [--json]
+    .venv/bin/python scripts/leaves_in_network.py patterns --repeats 40 --runs 3 --json
 
 Inside: forward hooks stamp each leaf call's start and end during whole forward passes
 (the median over ``--repeats`` passes after 5 warm-up ones). Alone: the same leaf called
@@ -20,6 +21,15 @@ It splits what a network pays beyond its layers timed alone
 times three synthetic chains of conv-batchnorm-ReLU (``SYNTHETIC``): whether a pattern
 seen in networks shows without any network. Random weights, batch 1, fp32, malloc
 thresholds pinned as ``netcut measure`` pins them.
+
+``patterns`` times ``PATTERNS``: generic chains (bottlenecks, grouped bottlenecks,
+inverted residuals with and without squeeze-excite, an RGB stem with a classifier) at a
+few sizes, no network among them. With ``--json`` their output carries ``in_network``,
+the per-call and per-MB costs of ``netcut.estimate.in_network`` fitted to their leaf
+calls (``in_network_terms``), which ``scripts/cpu_profile_numbers.py --in-network``
+writes into a CPU profile. ``--runs`` times everything that many times over, in turn,
+and keeps each leaf call's medians: one run's conv extras swing by hundreds of
+microseconds on the 2-vCPU guest.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
@@ -128,6 +139,65 @@ def _resnet_like_chain() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _SqueezeExcite(nn.Module):
+    """A squeeze-excite gate: pooled, two 1x1 convs, a sigmoid, multiplied back in."""
+
+    def __init__(self, channels: int, squeezed: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, squeezed, 1)
+        self.act = nn.SiLU(inplace=True)
+        self.expand = nn.Conv2d(squeezed, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+def _bottleneck(channels: int, width: int, groups: int = 1) -> list[nn.Module]:
+    """1x1 down to ``width``, a 3x3 (grouped when ``groups`` > 1), 1x1 back up; each
+    followed by batchnorm and ReLU. No residual: the pattern, not a network."""
+    return [*_conv_bn_relu(channels, width),
+            nn.Conv2d(width, width, 3, 1, 1, groups=groups, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True), *_conv_bn_relu(width, channels)]
+
+
+def _inverted(channels: int, expand: int = 6, kernel: int = 3, squeeze: bool = False) -> list[nn.Module]:
+    """1x1 up by ``expand``, a depthwise conv, (a squeeze-excite gate), 1x1 back down."""
+    wide = channels * expand
+    layers = [nn.Conv2d(channels, wide, 1, bias=False), nn.BatchNorm2d(wide), nn.ReLU6(inplace=True),
+              nn.Conv2d(wide, wide, kernel, 1, kernel // 2, groups=wide, bias=False), nn.BatchNorm2d(wide),
+              nn.ReLU6(inplace=True)]
+    if squeeze:
+        layers.append(_SqueezeExcite(wide, max(8, channels // 4)))
+    return layers + [nn.Conv2d(wide, channels, 1, bias=False), nn.BatchNorm2d(channels)]
+
+
+def _stem_and_head() -> nn.Sequential:
+    """An RGB stem at 224 x 224, two convs, then pool and a 1280 -> 1000 classifier: the
+    first and last ops of a pass."""
+    return nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                         *_conv_bn_relu(32, 64, 2), *_conv_bn_relu(64, 1280), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(1280, 1000))
+
+
+#: generic patterns at a few sizes, none copied from a network: the data for the
+#: in-network terms of a CPU profile (scripts/cpu_profile_numbers.py --in-network)
+PATTERNS = {
+    **{f"chain-bottleneck-{c}x{h}": ((lambda c=c: nn.Sequential(*_bottleneck(c, c // 4),
+                                                               *_bottleneck(c, c // 4))), (1, c, h, h))
+       for c, h in ((256, 56), (512, 28), (1024, 14), (2048, 7))},
+    **{f"chain-grouped-{c}x{h}": ((lambda c=c: nn.Sequential(*_bottleneck(c, c // 2, c // 64),
+                                                            *_bottleneck(c, c // 2, c // 64))), (1, c, h, h))
+       for c, h in ((256, 56), (512, 28), (1024, 14))},
+    **{f"chain-inverted-{c}x{h}": ((lambda c=c: nn.Sequential(*_inverted(c), *_inverted(c))), (1, c, h, h))
+       for c, h in ((16, 112), (24, 56), (48, 28), (96, 14), (192, 7))},
+    **{f"chain-inverted-se-{c}x{h}": ((lambda c=c: nn.Sequential(*_inverted(c, 4, 5, True),
+                                                                *_inverted(c, 4, 5, True))), (1, c, h, h))
+       for c, h in ((24, 56), (48, 28), (96, 14))},
+    "chain-stem-head": (_stem_and_head, (1, 3, 224, 224)),
+}
+
 #: synthetic models the script times like networks, and their input shapes
 SYNTHETIC = {
     "chain-resnet-like": (_resnet_like_chain, (1, 64, 56, 56)),
@@ -135,6 +205,7 @@ SYNTHETIC = {
                         (1, 64, 56, 56)),
     "chain-bn-relu": (lambda: nn.Sequential(*sum(([nn.BatchNorm2d(64), nn.ReLU()] for _ in range(4)), [])),
                       (1, 64, 56, 56)),
+    **PATTERNS,
 }
 
 
@@ -199,15 +270,66 @@ def beyond_leaves_ms(result: dict) -> float:
     return result["pass_ms"] - sum(r["inside_ms"] for r in result["leaves"])
 
 
+def merge_runs(runs: list[dict]) -> dict:
+    """One result from several runs of the same model: per leaf call the median inside and
+    alone times, and the median of each run's difference (``extra_ms``)."""
+    first = runs[0]
+    leaves = []
+    for i, leaf in enumerate(first["leaves"]):
+        calls = [run["leaves"][i] for run in runs]
+        leaves.append({**leaf, "inside_ms": statistics.median(c["inside_ms"] for c in calls),
+                       "alone_ms": statistics.median(c["alone_ms"] for c in calls),
+                       "extra_ms": statistics.median(c["inside_ms"] - c["alone_ms"] for c in calls)})
+    return {"model": first["model"], "runs": len(runs),
+            "pass_ms": statistics.median(r["pass_ms"] for r in runs),
+            "pass_with_hooks_ms": statistics.median(r["pass_with_hooks_ms"] for r in runs),
+            "leaves": leaves}
+
+
+#: leaf kinds that launch no work (views in a profile's tables)
+NO_WORK = ("Flatten", "Dropout", "Identity")
+DENSE, GROUPED = ("1x1", "kxk"), ("depthwise", "grouped")
+
+
+def in_network_terms(networks: list[dict]) -> dict[str, float]:
+    """The in-network costs of ``netcut.estimate.in_network`` fitted to leaf calls: each
+    call's extra time inside over alone (``extra_ms`` where runs were merged) against a
+    fixed cost per call by kind and per MB of weights and of input, by non-negative least
+    squares. The first leaf of each network is left out: it also pays for the pass's
+    start."""
+    from scipy.optimize import nnls
+
+    rows, extra = [], []
+    for network in networks:
+        previous = None
+        for leaf in network["leaves"]:
+            kind = leaf["kind"]
+            if previous is not None and kind not in NO_WORK:
+                conv = kind in DENSE + GROUPED
+                after = not conv and previous in DENSE + GROUPED
+                other = not conv and not after
+                mb_in, mb_w = leaf["in_bytes"] / 1e6, leaf["weight_bytes"] / 1e6
+                rows.append([kind in DENSE, kind in GROUPED, after, other, mb_w, after * mb_in, other * mb_in])
+                extra.append(leaf.get("extra_ms", leaf["inside_ms"] - leaf["alone_ms"]) * 1e3)
+            if kind not in NO_WORK:
+                previous = kind
+    coef, _ = nnls(np.array(rows, dtype=float), np.array(extra))
+    names = ("conv_us", "grouped_conv_us", "after_conv_us", "other_us", "weights_us_per_mb",
+             "after_conv_us_per_mb", "other_us_per_mb")
+    return {name: round(float(c), 1) for name, c in zip(names, coef)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="time every model this many times over (in turn) and keep medians")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models
-               if m not in SYNTHETIC and not callable(getattr(torchvision.models, m, None))]
+               if m not in SYNTHETIC and m != "patterns" and not callable(getattr(torchvision.models, m, None))]
     if unknown:
         print(f"error: {', '.join(unknown)}: not a torchvision.models builder nor one of "
               f"{', '.join(SYNTHETIC)}", file=sys.stderr)
@@ -219,8 +341,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
-    for name in args.models:
-        result = leaves_in_network(name, args.repeats)
+    names = [n for m in args.models for n in (PATTERNS if m == "patterns" else [m])]
+    runs = [[leaves_in_network(name, args.repeats) for name in names] for _ in range(max(1, args.runs))]
+    for i, name in enumerate(names):
+        result = runs[0][i] if len(runs) == 1 else merge_runs([run[i] for run in runs])
         result["by_kind"] = by_kind(result)
         result["beyond_leaves_ms"] = beyond_leaves_ms(result)
         results.append(result)
@@ -235,8 +359,11 @@ def main(argv=None) -> int:
                       f"{k['alone_ms']:7.2f}  extra {k['extra_us_per_op']:6.1f} us/op"
                       + (f", {per_mb:5.1f} us per MB of activations" if per_mb else ""))
     if args.json:
-        json.dump({"environment": environment("cpu"), "memory": memory,
-                   "repeats": args.repeats, "networks": results}, sys.stdout, indent=1)
+        out = {"environment": environment("cpu"), "memory": memory, "repeats": args.repeats,
+               "runs": args.runs, "networks": results}
+        if all(r["model"] in PATTERNS for r in results):
+            out["in_network"] = in_network_terms(results)
+        json.dump(out, sys.stdout, indent=1)
         print()
     return 0
 

@@ -295,13 +295,29 @@ def test_the_conv_scale_moves_pointwise_convs_too():
 def test_the_network_scale_is_recovered_and_skipped_where_a_profile_has_no_such_term(cpu):
     """``network`` scales ``memory.network_bandwidth_gbs_per_core``: rows priced with it x2
     give it back; on a profile without the field no row depends on it."""
-    base = load_hardware("xeon-gnr-2c")
+    base = load_hardware("epyc-genoa-2c")
     rows, _ = _measured_on(base, {"compute": 0.9, "network": 2.0}, _rows())
     cal = Calibrator(base, params=["compute", "network"]).fit(rows)
-    assert cal.profile_.memory.network_bandwidth_gbs_per_core == pytest.approx(2.0 * 27.96, rel=1e-3)
+    assert cal.profile_.memory.network_bandwidth_gbs_per_core == pytest.approx(2.0 * 81.3, rel=1e-3)
     assert cpu.memory.network_bandwidth_gbs_per_core is None
     plain = Calibrator(cpu).fit(_measured_on(cpu, {"compute": 0.8}, _rows())[0])
     assert "network" in plain.results_.summary()["skipped"]
+
+
+def test_the_in_network_scale_moves_every_in_network_cost_together(cpu):
+    """``in_network`` scales all of ``overhead.eager.in_network`` by one factor (time is
+    linear in it): rows priced with it x1.5 give it back; a profile without the block
+    has no row that depends on it."""
+    base = load_hardware("xeon-gnr-2c")
+    shipped = base.overhead["eager"].in_network.model_dump()
+    rows, _ = _measured_on(base, {"compute": 0.9, "in_network": 1.5}, _rows())
+    cal = Calibrator(base, params=["compute", "in_network"]).fit(rows)
+    fitted = cal.profile_.overhead["eager"].in_network.model_dump()
+    assert cal.results_.params["in_network"]["scale"] == pytest.approx(1.5, rel=0.02)
+    assert {k: v / shipped[k] for k, v in fitted.items() if shipped[k]} == pytest.approx(
+        {k: cal.results_.params["in_network"]["scale"] for k, v in shipped.items() if v}, rel=1e-6)
+    plain = Calibrator(cpu).fit(_measured_on(cpu, {"compute": 0.8}, _rows())[0])
+    assert "in_network" in plain.results_.summary()["skipped"]
 
 
 def test_dispatch_leaves_a_cpus_conv_setup_alone_but_not_a_gpus(cpu):

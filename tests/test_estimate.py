@@ -304,14 +304,14 @@ def test_a_cpu_op_inside_a_network_moves_its_traffic_once_more():
 
     from netcut.estimate.roofline import price_rows
 
-    profile = load_hardware("xeon-gnr-2c")
-    assert profile.memory.network_bandwidth_gbs_per_core == 27.96
+    profile = load_hardware("epyc-genoa-2c")
+    assert profile.memory.network_bandwidth_gbs_per_core == 81.3
     table = trace(nn.ReLU(), (64, 56, 56)).at(batch=1, dtype="float32")
     costs = price_rows(table, profile, "eager")
     traffic = 2 * 64 * 56 * 56 * 4  # 802,816 bytes read + the same written
     assert table.bytes_read[0] + table.bytes_written[0] == traffic
-    # 802,816 B at 2 x 27.96 GB/s = 14.4 us on top of the roofline
-    extra = traffic / (2 * 27.96e9)
+    # 1,605,632 B at 2 x 81.3 GB/s = 9.9 us on top of the roofline
+    extra = traffic / (2 * 81.3e9)
     roof = max(costs.compute_s[0], costs.memory_s[0])
     assert costs.device_s[0] == pytest.approx(roof + extra, rel=1e-9)
     memory = profile.memory.model_copy(update={"network_bandwidth_gbs_per_core": None})
@@ -698,10 +698,12 @@ def test_misaligned_factor_needs_a_channel_block():
 
 def test_weights_beyond_the_usable_cache_stream_from_dram_after_the_compute():
     """With ``memory.usable_cache_mib``, a network whose weights exceed it reads them at the
-    DRAM bandwidth, added to the row's roofline and left out of its memory side and of the
-    network term; a network within it is priced as without the field."""
+    DRAM bandwidth, added to the row's roofline and left out of its memory side; a network
+    within it is priced as without the field. (The in-network costs still price every
+    row's weights: measured on the development set, exempting streamed ones did worse.)"""
     import torch.nn as nn
 
+    from netcut.estimate.in_network import in_network_s
     from netcut.estimate.roofline import price_rows
 
     profile = load_hardware("xeon-gnr-2c")
@@ -721,11 +723,56 @@ def test_weights_beyond_the_usable_cache_stream_from_dram_after_the_compute():
     two = trace(nn.Sequential(nn.Linear(4096, 4096, bias=False), nn.Linear(4096, 64, bias=False)),
                 (4096,)).at(batch=1, dtype="float32")
     costs = price_rows(two, profile, "eager")
-    activations = two.bytes_read + two.bytes_written - two.weight_read * 4
-    v_net = profile.network_bandwidth_bytes_per_s()
-    expected = (np.maximum(costs.compute_s, costs.memory_s) + two.weight_read * 4 / dram
-                + activations / v_net)
+    in_network = in_network_s(two, profile.overhead["eager"].in_network.model_dump())
+    expected = np.maximum(costs.compute_s, costs.memory_s) + two.weight_read * 4 / dram + in_network
     assert costs.device_s == pytest.approx(expected, rel=1e-9)
     assert costs.memory_s[0] < 1e-6  # its 64 MiB of weights are not in the roofline's memory side
     # 2.47 ms of weights at 27.1 GB/s after 0.12 ms of compute, not hidden under it
-    assert costs.device_s[0] == pytest.approx(weights / dram + costs.compute_s[0], rel=0.01)
+    assert costs.device_s[0] - in_network[0] == pytest.approx(weights / dram + costs.compute_s[0], rel=0.01)
+
+
+def test_in_network_costs_follow_the_op_kind_and_what_ran_before_it():
+    """``overhead.eager.in_network`` (CPU): a conv pays its kind's cost per call and its
+    weights per MB; the op right after a conv pays ``after_conv``, every other op
+    ``other`` (views nothing), each with its input per MB."""
+    import torch.nn as nn
+
+    from netcut.estimate.in_network import after_conv_rows, in_network_s
+
+    model = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                          nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.Flatten(),
+                          nn.Linear(32 * 8 * 8, 10))
+    table = trace(model, (16, 8, 8)).at(batch=1, dtype="float32")
+    assert table.ops == ["conv", "batch_norm", "relu", "conv", "view", "linear"]
+    assert list(after_conv_rows(table)) == [False, True, False, False, False, True]  # past the view
+    terms = {"conv_us": 10.0, "grouped_conv_us": 20.0, "after_conv_us": 30.0, "other_us": 40.0,
+             "weights_us_per_mb": 1000.0, "after_conv_us_per_mb": 2000.0, "other_us_per_mb": 3000.0}
+    act = 32 * 8 * 8 * 4 / 1e6  # MB each of the 32x8x8 activations
+    expected_us = [10 + 1000 * 16 * 32 * 9 * 4 / 1e6,
+                   30 + 2000 * act + 1000 * 4 * 32 * 4 / 1e6,  # batchnorm: mean, var, scale, shift
+                   40 + 3000 * act,
+                   20 + 1000 * 32 * 9 * 4 / 1e6,
+                   0.0,
+                   30 + 2000 * act + 1000 * (2048 * 10 + 10) * 4 / 1e6]
+    assert in_network_s(table, terms) * 1e6 == pytest.approx(expected_us, rel=1e-6)
+    assert not in_network_s(table, {}).any()
+
+
+def test_a_cpu_profile_prices_in_network_costs_only_in_eager_mode_and_only_where_listed():
+    """price_rows adds the in-network costs to the device time of a profile that lists
+    them; without the block (or outside eager mode) nothing changes."""
+    import torch.nn as nn
+
+    from netcut.estimate.in_network import in_network_s
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.overhead["eager"].in_network is not None
+    table = trace(nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU()), (3, 32, 32)).at(
+        batch=1, dtype="float32")
+    eager = profile.overhead["eager"]
+    plain = profile.model_copy(update={"overhead": {"eager": eager.model_copy(update={"in_network": None})}})
+    extra = price_rows(table, profile, "eager").device_s - price_rows(table, plain, "eager").device_s
+    assert extra == pytest.approx(in_network_s(table, eager.in_network.model_dump()), rel=1e-9)
+    assert (extra > 0).all()
+    assert load_hardware("epyc-genoa-2c").overhead["eager"].in_network is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -566,7 +567,8 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     derived = numbers.derive(load("micro-keepmem"), load("grouped-scan"), load("occupancy-scan"), 256.0,
                              attention=load("attention-scan"), pool=load("pool-scan"),
                              depthwise=load("depthwise-scan"), conv_paths=load("conv-path-scan"),
-                             alignment=load("alignment-scan"), weight_stream=load("weight-stream-scan"))
+                             alignment=load("alignment-scan"), weight_stream=load("weight-stream-scan"),
+                             in_network=load("leaves-in-patterns"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
@@ -582,6 +584,8 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     assert profile.overhead["eager"].onednn_conv_us == derived["onednn_conv_us"]
     assert dict(profile.compute.misaligned_factor) == derived["misaligned_factor"]
     assert profile.memory.usable_cache_mib == derived["usable_cache_mib"]
+    assert profile.overhead["eager"].in_network.model_dump() == derived["in_network"]
+    assert profile.memory.network_bandwidth_gbs_per_core is None  # in_network replaced it
     assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0
 
 
@@ -621,4 +625,37 @@ def test_leaves_in_network_times_every_leaf_call_inside_and_alone(capsys):
     assert chain["leaves"][0]["in_bytes"] == 64 * 56 * 56 * 4 and chain["leaves"][0]["weight_bytes"] == 2 * 64 * 4
     assert leaves.main(["not_a_net"]) == 2
     assert "not_a_net: not a torchvision.models builder" in capsys.readouterr().err
+
+
+def test_the_in_network_fit_recovers_known_costs_from_synthetic_leaf_calls():
+    """leaves_in_network.in_network_terms: leaf calls whose extra time follows known
+    per-call and per-MB costs (by kind and by what ran before) give those costs back;
+    the first leaf of a chain (it pays the pass's start) and views are left out."""
+    leaves = _script("leaves_in_network")
+    truth = {"conv_us": 11.0, "grouped_conv_us": 19.0, "after_conv_us": 21.0, "other_us": 6.0,
+             "weights_us_per_mb": 17.0, "after_conv_us_per_mb": 9.0, "other_us_per_mb": 3.0}
+    rng = np.random.default_rng(0)
+    networks = []
+    for n in range(6):
+        calls, previous = [], None
+        for i, kind in enumerate(["kxk", "BatchNorm2d", "ReLU", "depthwise", "BatchNorm2d", "Flatten",
+                                  "1x1", "ReLU", "grouped", "ReLU", "Linear"] * 2):
+            mb_in, mb_w = rng.uniform(0.05, 4.0), rng.uniform(0.0, 3.0) * (kind not in ("ReLU", "Flatten"))
+            conv = kind in ("kxk", "1x1", "depthwise", "grouped")
+            after = not conv and previous in ("kxk", "1x1", "depthwise", "grouped")
+            us = (truth["conv_us"] * (kind in ("kxk", "1x1")) + truth["grouped_conv_us"] * (kind in ("depthwise", "grouped"))
+                  + truth["weights_us_per_mb"] * mb_w
+                  + after * (truth["after_conv_us"] + truth["after_conv_us_per_mb"] * mb_in)
+                  + (not conv and not after) * (truth["other_us"] + truth["other_us_per_mb"] * mb_in))
+            if i == 0 or kind == "Flatten":
+                us = 500.0  # the stem's pass start, a view's noise: neither may be fitted
+            calls.append({"kind": kind, "in_bytes": mb_in * 1e6, "weight_bytes": mb_w * 1e6,
+                          "inside_ms": 1.0 + us / 1e3, "alone_ms": 1.0})
+            if kind != "Flatten":
+                previous = kind
+        networks.append({"model": f"chain-{n}", "pass_ms": 30.0, "pass_with_hooks_ms": 31.0, "leaves": calls})
+    assert leaves.in_network_terms(networks) == pytest.approx(truth, abs=0.051)
+    merged = leaves.merge_runs([networks[0], {**networks[0], "leaves": [
+        {**c, "inside_ms": c["inside_ms"] + 0.004} for c in networks[0]["leaves"]]}])
+    assert merged["leaves"][1]["extra_ms"] == pytest.approx(networks[0]["leaves"][1]["inside_ms"] - 1.0 + 0.002)
 

@@ -71,6 +71,9 @@ CATALOGUE: tuple[FreeParam, ...] = (
     FreeParam("network", ("memory.network_bandwidth_gbs_per_core",),
               "the bandwidth an op's traffic moves at again inside a network (CPU profiles "
               "that list it)"),
+    FreeParam("in_network", ("overhead.eager.in_network.*",),
+              "what ops pay inside a network beyond their time alone, per call and per MB "
+              "(CPU profiles that list it)", eager_only=True, linear=True),
     FreeParam("memory", _eff("memory"), "memory-bandwidth efficiency", fraction=True),
     FreeParam("conv", _eff("compute", "conv", "conv_pointwise"), "dense convolutions' share of peak",
               fraction=True),

@@ -14,6 +14,7 @@ from ..errors import InvalidInputError
 from ..opclasses import MATRIX_CLASSES, OP_CLASS_FALLBACK, OP_CLASSES
 from ..dtypes import dtype_bytes
 from ..tracing.table import LayerTable
+from .in_network import in_network_s
 
 #: op classes a ``fused`` (TensorRT-like) mode folds into the producing kernel
 FUSED_AWAY = ("elementwise", "norm", "view")
@@ -126,6 +127,7 @@ class ProfileVectors:
     onednn_conv_s: float | None = None  # CPU eager: fixed cost of a oneDNN dense conv
     misaligned: np.ndarray = None  # CPU, per class: x time of a conv off the channel block
     misaligned_pointwise: float = 1.0  # ... for 1x1 dense convs
+    in_network: dict | None = None  # CPU eager: overhead.eager.in_network's fields (None: none)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -165,11 +167,20 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         pointwise_output_s=profile.pointwise_element_s()[1] if profile.kind == "cpu" else 0.0,
         onednn_conv_s=(overhead.onednn_conv_us * 1e-6
                        if profile.kind == "cpu" and overhead.onednn_conv_us is not None else None),
+        in_network=_in_network_terms(profile, overhead),
         **_misaligned_vectors(profile),
     )
     if cache is not None:
         cache[key] = vectors
     return vectors
+
+
+def _in_network_terms(profile, overhead) -> dict | None:
+    """A CPU profile's in-network costs as a plain mapping (None: it lists none)."""
+    terms = getattr(overhead, "in_network", None)
+    if profile.kind != "cpu" or terms is None:
+        return None
+    return dict(terms) if isinstance(terms, dict) else terms.model_dump()
 
 
 def _misaligned_vectors(profile) -> dict:
@@ -386,6 +397,8 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         # inside a network an op finds its inputs and weights in the shared cache or DRAM,
         # not in the core's own caches as when it is timed alone
         device_s = device_s + traffic / v.network_bandwidth
+    if v.in_network is not None and mode == "eager":  # the same, measured op kind by op kind
+        device_s = device_s + in_network_s(table, v.in_network)
     host_s = v.dispatch_s[cls]
     if v.onednn_conv_s is not None and mode == "eager":
         host_s = np.where(onednn_convs(table), v.onednn_conv_s, host_s)

@@ -73,6 +73,20 @@ class Efficiency(_Strict):
         return value
 
 
+class InNetwork(_Strict):
+    """CPU eager: what an op pays inside a network beyond its time alone, in microseconds
+    per call and per MB (see ``netcut.estimate.in_network``; measured at the profile's
+    ``compute.cores`` threads and not rescaled with them). 0 = none."""
+
+    conv_us: NonNegative = 0.0
+    grouped_conv_us: NonNegative = 0.0
+    after_conv_us: NonNegative = 0.0
+    other_us: NonNegative = 0.0
+    weights_us_per_mb: NonNegative = 0.0
+    after_conv_us_per_mb: NonNegative = 0.0
+    other_us_per_mb: NonNegative = 0.0
+
+
 class ModeOverhead(_Strict):
     """Fixed costs of one execution mode, in microseconds.
 
@@ -86,6 +100,8 @@ class ModeOverhead(_Strict):
     ``onednn_conv_us`` (CPU eager): fixed cost of a dense conv PyTorch hands to oneDNN
     (see ``netcut.estimate.roofline.onednn_convs``) in place of ``dispatch_us.conv``,
     which then prices the im2col + GEMM path only; None = one cost for both paths.
+    ``in_network`` (CPU eager): per-call and per-MB costs ops pay inside a network beyond
+    their time alone (``InNetwork``); None = none.
     """
 
     dispatch_us: dict[OpClassOrDefault, NonNegative]
@@ -93,6 +109,7 @@ class ModeOverhead(_Strict):
     launch_us: NonNegative = 0.0
     enqueue_us: NonNegative = 0.0
     onednn_conv_us: NonNegative | None = None
+    in_network: InNetwork | None = None
     kernel_us_by_dtype: dict[DtypeName, NonNegative] = Field(
         default_factory=dict, description="kernel_us where a dtype differs (e.g. fp16 layout kernels)"
     )

@@ -48,7 +48,8 @@ MACHINES = (
 #: what each profile's uncalibrated numbers are (the report's "datasheet-only" rows)
 PROFILE_BASIS = {
     "xeon-gnr-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
-                   "single-op micro-benchmarks on the chip; nothing from a network",
+                   "single-op micro-benchmarks on the chip, and in-network costs per op kind "
+                   "from synthetic chains of generic patterns; nothing from a network",
     "epyc-genoa-2c": "datasheet peaks, and efficiencies, per-op costs and bandwidths from "
                      "single-op micro-benchmarks on the chip; nothing from a network",
     "epyc-milan-2c": "datasheet peaks and netcut's generic CPU efficiencies and costs",
