@@ -356,3 +356,24 @@ def test_conv_dispatch_scales_onednns_cost_per_conv_and_dispatch_leaves_it():
     assert "overhead.eager.onednn_conv_us" not in dispatch.paths(data, "cpu")
     # a profile without the entry offers no such path (None is not a number to scale)
     assert "overhead.eager.onednn_conv_us" not in conv_dispatch.paths(spelled_out(load_hardware("epyc-milan-2c")), "cpu")
+
+
+def test_linear_scales_the_rows_cannot_tell_apart_get_no_interval_and_no_warning():
+    """Two linear features that are proportional (a rank-deficient design) have no unique
+    covariance: the WLS step returns NaN (no interval) instead of statsmodels'
+    SingularMatrixWarning and an arbitrary pseudo-inverse; a full-rank design gets one."""
+    import warnings
+
+    from netcut.calibrate.calibrator import _wls_covariance
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(1, 2, size=(12, 1))
+    weights = rng.uniform(0.5, 1.5, 12)
+    target = 3 * x[:, 0] + rng.normal(0, 0.01, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = _wls_covariance(target, np.hstack([x, 2 * x]), weights, np.array([1.0, 1.0]))
+        full = _wls_covariance(target, np.hstack([x, rng.uniform(1, 2, size=(12, 1))]), weights,
+                               np.array([3.0, 0.0]))
+    assert np.isnan(same).all()
+    assert np.isfinite(full).all() and (np.diag(full) > 0).all()

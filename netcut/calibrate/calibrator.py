@@ -401,6 +401,10 @@ def _wls_covariance(target, feats, weights, beta) -> np.ndarray:
 
     if feats.shape[0] <= feats.shape[1]:
         return np.full((feats.shape[1],) * 2, np.nan)
+    if np.linalg.matrix_rank(feats * np.sqrt(weights)[:, None]) < feats.shape[1]:
+        # two scales the rows cannot tell apart (one of them fitted at 0, say): no
+        # unique covariance, so no interval, rather than statsmodels' warning and a guess
+        return np.full((feats.shape[1],) * 2, np.nan)
     result = sm.WLS(target, feats, weights=weights).fit()
     return np.asarray(result.cov_params())
 
