@@ -659,3 +659,21 @@ def test_the_in_network_fit_recovers_known_costs_from_synthetic_leaf_calls():
         {**c, "inside_ms": c["inside_ms"] + 0.004} for c in networks[0]["leaves"]]}])
     assert merged["leaves"][1]["extra_ms"] == pytest.approx(networks[0]["leaves"][1]["inside_ms"] - 1.0 + 0.002)
 
+
+
+def test_leaves_in_network_patterns_give_the_in_network_fit_and_runs_merge(capsys):
+    """``patterns --json``: every generic chain, and the in-network costs fitted to them
+    (the profile's seven fields, none negative); ``--runs 2`` keeps per-call medians and
+    each call's median difference."""
+    leaves = _script("leaves_in_network")
+    assert leaves.main(["patterns", "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [n["model"] for n in out["networks"]] == list(leaves.PATTERNS)
+    assert set(out["in_network"]) == {"conv_us", "grouped_conv_us", "after_conv_us", "other_us",
+                                      "weights_us_per_mb", "after_conv_us_per_mb", "other_us_per_mb"}
+    assert all(v >= 0 for v in out["in_network"].values())
+    assert leaves.main(["chain-bn-relu", "--repeats", "1", "--runs", "2", "--json"]) == 0
+    merged = json.loads(capsys.readouterr().out)
+    chain = merged["networks"][0]
+    assert chain["runs"] == 2 and all("extra_ms" in leaf for leaf in chain["leaves"])
+    assert "in_network" not in merged  # fitted only over the generic patterns
