@@ -173,6 +173,40 @@ def _inverted(channels: int, expand: int = 6, kernel: int = 3, squeeze: bool = F
     return layers + [nn.Conv2d(wide, channels, 1, bias=False), nn.BatchNorm2d(channels)]
 
 
+def _inverted_step(cin: int, cout: int, stride: int, expand: int, kernel: int, squeeze: bool) -> list[nn.Module]:
+    """An inverted residual that may change channels and stride (no residual)."""
+    wide = cin * expand
+    layers = [nn.Conv2d(cin, wide, 1, bias=False), nn.BatchNorm2d(wide), nn.ReLU6(inplace=True),
+              nn.Conv2d(wide, wide, kernel, stride, kernel // 2, groups=wide, bias=False),
+              nn.BatchNorm2d(wide), nn.ReLU6(inplace=True)]
+    if squeeze:
+        layers.append(_SqueezeExcite(wide, max(8, cin // 4)))
+    return layers + [nn.Conv2d(wide, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+
+
+def _inverted_ladder() -> nn.Sequential:
+    """Inverted residuals over five resolutions, 32 to 256 channels, each step a new
+    shape: the many distinct shapes and evicted weights of a deep mobile network, without
+    copying one."""
+    steps = ((32, 32, 2, 4, 3, False), (32, 32, 1, 4, 3, False), (32, 64, 2, 4, 5, True),
+             (64, 64, 1, 4, 5, True), (64, 96, 2, 4, 3, False), (96, 96, 1, 4, 3, False),
+             (96, 128, 1, 4, 5, True), (128, 128, 1, 4, 5, True), (128, 256, 2, 4, 5, True),
+             (256, 256, 1, 4, 5, True))
+    return nn.Sequential(*sum((_inverted_step(*s) for s in steps), []))
+
+
+def _bottleneck_ladder() -> nn.Sequential:
+    """Bottlenecks over four resolutions, a strided 3x3 between stages: a deep dense
+    network's shapes and weights, without copying one."""
+    layers, channels = [], 128
+    for out, stride in ((128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (1024, 2), (1024, 1)):
+        if stride == 2:
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        layers += _bottleneck(channels, channels // 4)
+    return nn.Sequential(*layers)
+
+
 def _stem_and_head() -> nn.Sequential:
     """An RGB stem at 224 x 224, two convs, then pool and a 1280 -> 1000 classifier: the
     first and last ops of a pass."""
@@ -198,6 +232,13 @@ PATTERNS = {
     "chain-stem-head": (_stem_and_head, (1, 3, 224, 224)),
 }
 
+#: longer generic chains with many distinct shapes; tried as more data for the
+#: in-network fit and not used by the shipped profile (docs/hardware-schema.md#in-network-costs)
+LADDERS = {
+    "chain-inverted-ladder": (_inverted_ladder, (1, 32, 112, 112)),
+    "chain-bottleneck-ladder": (_bottleneck_ladder, (1, 128, 56, 56)),
+}
+
 #: synthetic models the script times like networks, and their input shapes
 SYNTHETIC = {
     "chain-resnet-like": (_resnet_like_chain, (1, 64, 56, 56)),
@@ -206,6 +247,7 @@ SYNTHETIC = {
     "chain-bn-relu": (lambda: nn.Sequential(*sum(([nn.BatchNorm2d(64), nn.ReLU()] for _ in range(4)), [])),
                       (1, 64, 56, 56)),
     **PATTERNS,
+    **LADDERS,
 }
 
 
@@ -361,7 +403,7 @@ def main(argv=None) -> int:
     if args.json:
         out = {"environment": environment("cpu"), "memory": memory, "repeats": args.repeats,
                "runs": args.runs, "networks": results}
-        if all(r["model"] in PATTERNS for r in results):
+        if all(r["model"] in PATTERNS or r["model"] in LADDERS for r in results):
             out["in_network"] = in_network_terms(results)
         json.dump(out, sys.stdout, indent=1)
         print()
