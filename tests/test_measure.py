@@ -677,3 +677,23 @@ def test_leaves_in_network_patterns_give_the_in_network_fit_and_runs_merge(capsy
     chain = merged["networks"][0]
     assert chain["runs"] == 2 and all("extra_ms" in leaf for leaf in chain["leaves"])
     assert "in_network" not in merged  # fitted only over the generic patterns
+
+
+def test_dev_set_score_calibrates_on_the_five_and_scores_the_other_networks(capsys, tmp_path):
+    """scripts/dev_set_score.py: for row medians and minimums, the development networks'
+    rows (none a calibration network) scored datasheet-only and calibrated, with the
+    fit's scales; ``--set`` changes the profile first; a malformed one is one clear error."""
+    from netcut.validation.this_cpu import CALIBRATION_MODELS
+
+    dev = _script("dev_set_score")
+    assert dev.main(["--set", "overhead.eager.launch_us=95", "--per-network", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["statistic"] for r in results] == ["median", "min"]
+    for r in results:
+        assert r["rows"] == sum(n["rows"] for n in r["networks"].values()) > 100
+        assert not set(r["networks"]) & set(CALIBRATION_MODELS)
+        assert 0 < r["dev_calibrated"]["mape"] < 1 and "compute" in r["scales"]
+    profile = dev.with_settings("xeon-gnr-2c", ["overhead.eager.launch_us=95"], tmp_path)
+    assert "launch_us: 95.0" in profile.read_text()
+    with pytest.raises(SystemExit, match="give path=value"):
+        dev.with_settings("xeon-gnr-2c", ["launch_us"], tmp_path)
