@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import dtype_bytes
 from ..opclasses import OP_CLASSES
 from ..tracing.table import LayerTable
-from ..dtypes import dtype_bytes
 
 _DENSE = OP_CLASSES.index("conv")
 _GROUPED = np.array([OP_CLASSES.index("conv_grouped"), OP_CLASSES.index("conv_depthwise")])
