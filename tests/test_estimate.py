@@ -343,10 +343,12 @@ def test_channel_block_factor_rounds_each_conv_kind_up_to_whole_blocks():
 
 
 def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
-    """With ``compute.channel_block`` a 58 -> 58 1x1 conv costs the FLOPs of 64 -> 64,
-    times the profile's ``misaligned_factor`` for 1x1 convs (on the Xeon 6 guest 58 -> 58
-    at 56x56 took 1.45x as long as 64 -> 64, calibration/data/cpu-xeon-gnr-2c-alignment-scan.json);
-    a profile without it prices the conv's own FLOPs."""
+    """With ``compute.channel_block`` a 58 -> 58 1x1 conv costs the FLOPs of 64 -> 64, plus
+    ``misaligned_ns_per_element_per_core`` for each element it reads and writes (on the
+    Xeon 6 guest 58 -> 58 at 56x56 took 1.26x as long as 64 -> 64, 0.14 ns more per
+    element, calibration/data/cpu-xeon-gnr-2c-alignment-scan.json), or times
+    ``misaligned_factor`` for a kind without a per-element cost; a profile without the
+    block prices the conv's own FLOPs."""
     import torch.nn as nn
 
     from netcut.estimate.roofline import price_rows
@@ -357,16 +359,22 @@ def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
     odd = trace(nn.Conv2d(58, 58, 1, bias=False), (58, 56, 56)).at(batch=1, dtype="float32")
     # 2 x 58 x 58 x 3136 = 21,100,288 FLOPs priced as 2 x 64 x 64 x 3136 = 25,690,112
     # at conv_pointwise 0.46 x 473.6 GFLOP/s, times the occupancy term of its own
-    # 181,888 outputs (1 + 11,300 / 181,888 = 1.062), times 1.21 off the block: 153 us
+    # 181,888 outputs (1 + 11,300 / 181,888 = 1.062): 125 us; plus 2 x 181,888 elements
+    # x 0.45 ns / 1.85 effective cores off the block: 88 us
     assert odd.flops[0] == 2 * 58 * 58 * 3136
+    assert profile.compute.misaligned_ns_per_element_per_core["conv_pointwise"] == 0.45
+    padded = 2 * 64 * 64 * 3136 / (0.46 * 473.6e9) * (1 + 11300 / (58 * 3136))
+    assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(
+        padded + 2 * 58 * 3136 * 0.45e-9 / 1.85, rel=1e-9)
+    by_factor = profile.model_copy(update={"compute": profile.compute.model_copy(
+        update={"misaligned_ns_per_element_per_core": None})})
     assert profile.compute.misaligned_factor["conv_pointwise"] == 1.21
-    padded = price_rows(odd, profile, "eager").compute_s[0]
-    assert padded == pytest.approx(
-        2 * 64 * 64 * 3136 / (0.46 * 473.6e9) * (1 + 11300 / (58 * 3136)) * 1.21, rel=1e-9)
-    compute = profile.compute.model_copy(update={"channel_block": None, "misaligned_factor": None})
+    assert price_rows(odd, by_factor, "eager").compute_s[0] == pytest.approx(padded * 1.21, rel=1e-9)
+    compute = profile.compute.model_copy(update={"channel_block": None, "misaligned_factor": None,
+                                                 "misaligned_ns_per_element_per_core": None})
     plain = profile.model_copy(update={"compute": compute})
     assert price_rows(odd, plain, "eager").compute_s[0] == pytest.approx(
-        padded / 1.21 * (58 / 64) ** 2, rel=1e-9)
+        padded * (58 / 64) ** 2, rel=1e-9)
 
 
 def test_a_cpu_max_pool_pays_for_its_input_as_well_as_its_windows():
@@ -641,10 +649,11 @@ def test_a_cpu_depthwise_conv_pays_per_element_beside_its_flops():
     moved = (inputs * 0.51 + outputs * 0.22) * 1e-9 / cores
     assert price_rows(aligned, profile, "eager").compute_s[0] == pytest.approx(flops / (0.53 * peak) + moved, rel=1e-9)
     odd = trace(nn.Conv2d(58, 58, 3, 2, 1, groups=58, bias=False), (58, 56, 56)).at(batch=1, dtype="float32")
-    # priced as the 64-channel conv above, times 1.28 for depthwise convs off the block
-    assert c.misaligned_factor["conv_depthwise"] == 1.28
+    # priced as the 64-channel conv above, plus 0.33 ns per core for each element the
+    # 58-channel conv reads and writes (off the block)
+    assert c.misaligned_ns_per_element_per_core["conv_depthwise"] == 0.33
     assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(
-        (flops / (0.53 * peak) + moved) * 1.28, rel=1e-9)
+        flops / (0.53 * peak) + moved + (58 * 56 * 56 + 58 * 28 * 28) * 0.33e-9 / cores, rel=1e-9)
     compute = c.model_copy(update={"depthwise_input_ns_per_core": None, "depthwise_output_ns_per_core": None})
     flops_only = profile.model_copy(update={"compute": compute})
     assert price_rows(aligned, flops_only, "eager").compute_s[0] == pytest.approx(flops / (0.53 * peak), rel=1e-9)
@@ -673,10 +682,12 @@ def test_a_onednn_1x1_conv_pays_per_element_instead_of_the_occupancy_term():
     assert price_rows(onednn, profile, "eager").compute_s[0] == pytest.approx(flops / (eff * peak) + moved, rel=1e-9)
     assert price_rows(onednn, base, "eager").compute_s[0] == pytest.approx(
         flops / (eff * peak) * (1 + saturation / outputs), rel=1e-9)
-    # 40 -> 40 channels: 48 in and out move, and the conv is off the block (x 1.21)
+    # 40 -> 40 channels: 48 in and out move, and the conv is off the block (its own
+    # 2 x 40 x 784 elements at misaligned_ns_per_element_per_core, 0.45 for 1x1 convs)
     odd = trace(nn.Conv2d(40, 40, 1, bias=False), (40, 28, 28)).at(batch=1, dtype="float32")
     padded = 48 * 784 * (0.3 + 0.2) * 1e-9 / cores + 2 * 48 * 48 * 784 / (eff * peak)
-    assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(padded * 1.21, rel=1e-9)
+    assert price_rows(odd, profile, "eager").compute_s[0] == pytest.approx(
+        padded + 2 * 40 * 784 * 0.45e-9 / cores, rel=1e-9)
     for module, shape in ((nn.Conv2d(64, 128, 1, bias=False), (64, 14, 14)),  # 12544 inputs: GEMM path
                           (nn.Conv2d(64, 64, 3, padding=1, bias=False), (64, 28, 28))):
         table = trace(module, shape).at(batch=1, dtype="float32")
@@ -692,7 +703,7 @@ def test_misaligned_factor_needs_a_channel_block():
     assert "  channel_block: 16\n" in text
     from netcut.errors import HardwareProfileError
 
-    with pytest.raises(HardwareProfileError, match="misaligned_factor needs channel_block"):
+    with pytest.raises(HardwareProfileError, match="misaligned_factor and misaligned_ns_per_element_per_core need"):
         parse_profile(text.replace("  channel_block: 16\n", ""), origin="edited.yaml")
 
 

@@ -583,6 +583,7 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     assert profile.compute.depthwise_output_ns_per_core == derived["depthwise_output_ns_per_core"]
     assert profile.overhead["eager"].onednn_conv_us == derived["onednn_conv_us"]
     assert dict(profile.compute.misaligned_factor) == derived["misaligned_factor"]
+    assert dict(profile.compute.misaligned_ns_per_element_per_core) == derived["misaligned_ns_per_element_per_core"]
     assert profile.memory.usable_cache_mib == derived["usable_cache_mib"]
     assert profile.overhead["eager"].in_network.model_dump() == derived["in_network"]
     assert profile.memory.network_bandwidth_gbs_per_core is None  # in_network replaced it
@@ -697,3 +698,19 @@ def test_dev_set_score_calibrates_on_the_five_and_scores_the_other_networks(caps
     assert "launch_us: 95.0" in profile.read_text()
     with pytest.raises(SystemExit, match="give path=value"):
         dev.with_settings("xeon-gnr-2c", ["launch_us"], tmp_path)
+
+
+def test_misaligned_cost_per_element_is_the_extra_time_over_the_elements_moved():
+    """cpu_profile_numbers.misaligned_ns_per_element: per kind, the median over the scan of
+    (time(C) - time(next multiple of 16)) / (2 x C x size^2), in ns; aligned counts and
+    counts without a neighbour are skipped."""
+    numbers = _script("cpu_profile_numbers")
+    scan = [{"conv": "1x1", "size": 56, "channels": 24, "ms": 0.1 + 2 * 24 * 3136 * 0.3e-6},
+            {"conv": "1x1", "size": 56, "channels": 32, "ms": 0.1},
+            {"conv": "1x1", "size": 7, "channels": 232, "ms": 0.05 + 2 * 232 * 49 * 0.2e-6},
+            {"conv": "1x1", "size": 7, "channels": 240, "ms": 0.05},
+            {"conv": "1x1", "size": 7, "channels": 456, "ms": 0.2 + 2 * 456 * 49 * 0.4e-6},
+            {"conv": "1x1", "size": 7, "channels": 464, "ms": 0.2},
+            {"conv": "depthwise 3x3", "size": 14, "channels": 40, "ms": 0.3},  # no 48 beside it
+            {"conv": "depthwise 3x3", "size": 14, "channels": 64, "ms": 0.2}]
+    assert numbers.misaligned_ns_per_element(scan) == pytest.approx({"conv_pointwise": 0.3})

@@ -127,6 +127,8 @@ class ProfileVectors:
     onednn_conv_s: float | None = None  # CPU eager: fixed cost of a oneDNN dense conv
     misaligned: np.ndarray = None  # CPU, per class: x time of a conv off the channel block
     misaligned_pointwise: float = 1.0  # ... for 1x1 dense convs
+    misaligned_pointwise_s: float = 0.0  # CPU: seconds per element moved, in place of the factor
+    misaligned_depthwise_s: float = 0.0  # ... for depthwise convs (0: the factor)
     in_network: dict | None = None  # CPU eager: overhead.eager.in_network's fields (None: none)
 
 
@@ -184,15 +186,21 @@ def _in_network_terms(profile, overhead) -> dict | None:
 
 
 def _misaligned_vectors(profile) -> dict:
-    """``misaligned_factor`` as a per-class vector and the 1x1 convs' factor ({}: none)."""
-    factors = getattr(profile.compute, "misaligned_factor", None) if profile.kind == "cpu" else None
-    if not factors:
+    """``misaligned_factor`` as a per-class vector and the 1x1 convs' factor, and the
+    per-element costs that replace the factor for some kinds ({}: none)."""
+    compute = profile.compute if profile.kind == "cpu" else None
+    factors = getattr(compute, "misaligned_factor", None) or {}
+    per_element = getattr(compute, "misaligned_ns_per_element_per_core", None) or {}
+    if not factors and not per_element:
         return {}
     per_class = np.ones(len(OP_CLASSES))
     for cls in ("conv", "conv_depthwise"):
         per_class[OP_CLASSES.index(cls)] = factors.get(cls, 1.0)
+    seconds = 1e-9 / profile.effective_cores()
     return {"misaligned": per_class,
-            "misaligned_pointwise": factors.get("conv_pointwise", factors.get("conv", 1.0))}
+            "misaligned_pointwise": factors.get("conv_pointwise", factors.get("conv", 1.0)),
+            "misaligned_pointwise_s": per_element.get("conv_pointwise", 0.0) * seconds,
+            "misaligned_depthwise_s": per_element.get("conv_depthwise", 0.0) * seconds}
 
 
 _CONV_IDX = OP_CLASSES.index("conv")
@@ -360,8 +368,14 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
         saturating = np.isin(cls, _SATURATING_IDX) & ~pointwise
         compute_s = np.where(saturating, compute_s * (1.0 + v.saturation / outputs), compute_s)
     if v.misaligned is not None and v.channel_block:  # slower than the padded conv priced above
-        factor = np.where(conv & (table.conv_taps == 1.0), v.misaligned_pointwise, v.misaligned[cls])
-        compute_s = np.where(misaligned_rows(table, v.channel_block), compute_s * factor, compute_s)
+        off = misaligned_rows(table, v.channel_block)
+        one_by_one = conv & (table.conv_taps == 1.0)
+        factor = np.where(one_by_one, v.misaligned_pointwise, v.misaligned[cls])
+        # where measured per element, the extra follows the activations moved, not the FLOPs
+        per_element = np.where(one_by_one, v.misaligned_pointwise_s,
+                               np.where(cls == _DEPTHWISE_IDX, v.misaligned_depthwise_s, 0.0))
+        moved = (table.inputs + table.outputs) * per_element
+        compute_s = np.where(off, np.where(per_element > 0, compute_s + moved, compute_s * factor), compute_s)
     traffic = table.bytes_read + table.bytes_written
     streamed = streamed_weights(table, v) if v.cache_bandwidth > 0 else 0.0
     traffic = traffic - streamed  # read after the roofline, at DRAM speed (below)

@@ -246,14 +246,20 @@ class CpuCompute(_ComputeBase):
         "prices), per kind: dense kxk, 1x1, depthwise (scripts/cpu_microbench.py "
         "--alignment-scan). None = the rounding alone"
     )
+    misaligned_ns_per_element_per_core: dict[Literal["conv_pointwise", "conv_depthwise"], NonNegative] | None = Field(
+        None, description="for these kinds, a conv off the channel block costs this much more "
+        "per element it reads and writes than the padded conv, in place of misaligned_factor "
+        "(ns with one core; scripts/cpu_microbench.py --alignment-scan). None = the factor"
+    )
 
     @model_validator(mode="after")
     def _units(self) -> "CpuCompute":
         self._check_units(self.peak_gflops_per_core)
         if self.max_cores is not None and self.cores > self.max_cores:
             raise ValueError(f"cores={self.cores} exceeds max_cores={self.max_cores}")
-        if self.misaligned_factor and not self.channel_block:
-            raise ValueError("misaligned_factor needs channel_block (the multiple it is off)")
+        if (self.misaligned_factor or self.misaligned_ns_per_element_per_core) and not self.channel_block:
+            raise ValueError("misaligned_factor and misaligned_ns_per_element_per_core need "
+                             "channel_block (the multiple they are off)")
         return self
 
 
