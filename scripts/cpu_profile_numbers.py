@@ -216,15 +216,22 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
 ALIGNMENT_KINDS = {"1x1": "conv_pointwise", "3x3": "conv", "depthwise 3x3": "conv_depthwise"}
 
 
-def misaligned_factor(scan: list[dict], block: int = 16) -> dict[str, float]:
-    """Per conv kind, the median of time(C) / time(next multiple of ``block``) over the
-    scan's channel counts C off a multiple (each timed beside its neighbour, same size)."""
+def _misaligned_pairs(scan: list[dict], block: int = 16):
+    """(profile kind, size, channels, ms, ms at the next multiple of ``block``) for every
+    channel count of the scan off a multiple that was timed beside its neighbour."""
     times = {(r["conv"], r["size"], r["channels"]): r["ms"] for r in scan}
-    ratios: dict[str, list[float]] = {}
     for (kind, size, channels), ms in times.items():
         aligned = (kind, size, -(-channels // block) * block)
         if channels % block and aligned in times:
-            ratios.setdefault(ALIGNMENT_KINDS[kind], []).append(ms / times[aligned])
+            yield ALIGNMENT_KINDS[kind], size, channels, ms, times[aligned]
+
+
+def misaligned_factor(scan: list[dict], block: int = 16) -> dict[str, float]:
+    """Per conv kind, the median of time(C) / time(next multiple of ``block``) over the
+    scan's channel counts C off a multiple (each timed beside its neighbour, same size)."""
+    ratios: dict[str, list[float]] = {}
+    for kind, _, _, ms, aligned_ms in _misaligned_pairs(scan, block):
+        ratios.setdefault(kind, []).append(ms / aligned_ms)
     return {key: round(statistics.median(values), 2) for key, values in ratios.items()}
 
 
@@ -233,13 +240,9 @@ def misaligned_ns_per_element(scan: list[dict], block: int = 16) -> dict[str, fl
     ``block``)) per element the C-channel conv reads and writes (C x size^2 each): ns at
     the scan's threads. For 1x1 convs it stays near 0.25 ns from 7x7 to 56x56, where the
     ratio of the times goes from 1.0 to 1.47."""
-    times = {(r["conv"], r["size"], r["channels"]): r["ms"] for r in scan}
     per_element: dict[str, list[float]] = {}
-    for (kind, size, channels), ms in times.items():
-        aligned = (kind, size, -(-channels // block) * block)
-        if channels % block and aligned in times:
-            extra_ns = (ms - times[aligned]) * 1e6
-            per_element.setdefault(ALIGNMENT_KINDS[kind], []).append(extra_ns / (2 * channels * size * size))
+    for kind, size, channels, ms, aligned_ms in _misaligned_pairs(scan, block):
+        per_element.setdefault(kind, []).append((ms - aligned_ms) * 1e6 / (2 * channels * size * size))
     return {key: statistics.median(values) for key, values in per_element.items()}
 
 
