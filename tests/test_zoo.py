@@ -91,3 +91,18 @@ def test_matrix_flops_match_fvcore(name):
     assert fvcore_macs > 0
     # maxvit's einsum counts come back from fvcore as floats: allow 1e-6 relative
     assert ours == pytest.approx(2 * fvcore_macs, rel=1e-6)
+
+
+VARIANTS = ("resnet10", "resnet24", "convnext_pico", "convnext_nano",
+            "mobilenet_v3_large_075", "mobilenet_v3_small_075")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_family_variants_trace_and_count_like_torch(name):
+    # the development networks of calibration/data/cpu-xeon-gnr-2c-dev3/: built from
+    # torchvision's classes, resolved by spec, and none of them a registered classifier
+    spec = f"netcut.zoo.variants:{name}"
+    table, counted = _traced(spec)
+    assert name not in ALL_MODELS
+    assert table.matrix_flops() == counted  # torch's counter counts the matrix ops only
+    assert table.cut_legal.sum() >= 5
