@@ -26,7 +26,10 @@ fits how the rate falls with the outputs written: a conv with n outputs runs
 (1 + s / n) times slower than with many (the CPU profile's ``saturation_outputs``).
 ``--attention-scan`` times self-attention blocks (``nn.MultiheadAttention`` as ViTs call
 it) at ViT and Swin shapes, and one on 4 tokens of width 16 for the class's fixed cost:
-the source of a CPU profile's ``attention`` efficiency. ``--alignment-scan`` times 1x1,
+the source of a CPU profile's ``attention`` efficiency. ``--activation-scan`` times
+GELU, SiLU, sigmoid, hard-swish, hard-sigmoid, tanh and ReLU on cache-resident inputs:
+ns per element for the activations whose math sets their time (a CPU profile's
+``activation_ns_per_element_per_core``), with a dense conv beside them for the clock. ``--alignment-scan`` times 1x1,
 dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
 next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan``
 times depthwise 3x3 and 5x5 convs over strides and sizes and fits ms = fixed + a x inputs
@@ -553,7 +556,38 @@ def usable_cache_mib(scan: list[dict], cache_gbs: float, dram_gbs: float) -> flo
 
 
 #: the runs that time one scan alone: flag -> what it times
+#: activations netcut prices by their math rather than their traffic, as PyTorch calls them
+#: in torchvision's networks (GELU in ConvNeXt and ViT, SiLU and sigmoid in EfficientNet,
+#: hard-swish and hard-sigmoid in MobileNetV3); ReLU as the memory-bound reference
+ACTIVATIONS = {
+    "relu": nn.ReLU(), "gelu": nn.GELU(), "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(),
+    "hardswish": nn.Hardswish(), "hardsigmoid": nn.Hardsigmoid(), "tanh": nn.Tanh(),
+}
+#: (channels, size): 50-200 thousand elements, in and out within one core's L2 at 2 threads
+ACTIVATION_SHAPES = ((64, 28), (128, 28), (64, 56))
+
+
+def _activation_scan(repeats: int) -> list[dict]:
+    """Each activation out of place on cache-resident NCHW inputs, timed alone."""
+    out = []
+    for kind, module in ACTIVATIONS.items():
+        for channels, size in ACTIVATION_SHAPES:
+            x = torch.randn(1, channels, size, size)
+            out.append({"kind": kind, "channels": channels, "size": size,
+                        "elements": float(x.numel()), "ms": _time(module, [x], repeats)})
+    return out
+
+
+def activation_fit(scan: list[dict], fixed_us: float) -> dict[str, float]:
+    """Per kind, the median over shapes of ns per element once the elementwise class's
+    fixed cost per call is taken off (at the threads the scan ran with)."""
+    kinds = dict.fromkeys(r["kind"] for r in scan)
+    return {kind: float(np.median([(r["ms"] * 1e3 - fixed_us) * 1e3 / r["elements"]
+                                   for r in scan if r["kind"] == kind])) for kind in kinds}
+
+
 SCANS = {
+    "activation-scan": "activations on cache-resident inputs, per element",
     "conv-scan": "the dense conv scan",
     "grouped-scan": "the grouped conv scan",
     "occupancy-scan": "the dense 3x3 conv scan over sizes",
@@ -625,6 +659,14 @@ def main(argv=None) -> int:
         onednn = nn.Conv2d(16, 16, 5, 1, 2, bias=False).eval()  # oneDNN by its kernel size
         fixed = _time(onednn, [torch.randn(1, 16, 8, 8)], max(args.repeats, 200)) * 1e3
         scan = {"pointwise_scan": rows, "fixed_us": {"conv_onednn": fixed}, "fit": pointwise_fit(rows, fixed)}
+    elif args.activation_scan:
+        rows = _activation_scan(args.repeats)
+        fixed = fixed_us("elementwise")
+        # a dense conv beside them: the clock the guest ran at, against the main run's
+        reference = _time(nn.Conv2d(64, 64, 3, 1, 1, bias=False), [torch.randn(1, 64, 56, 56)], args.repeats)
+        scan = {"activation_scan": rows, "fixed_us": {"elementwise": fixed},
+                "reference_ms": {"conv3x3 64-64 @56": reference},
+                "ns_per_element": activation_fit(rows, fixed)}
     elif args.grouped_scan:
         scan = {"grouped_conv_scan": _grouped_scan(args.repeats),
                 "fixed_us": {"conv_grouped": fixed_us("conv_grouped")}}

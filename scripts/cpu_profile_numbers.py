@@ -12,6 +12,7 @@
         --weight-stream calibration/data/cpu-xeon-gnr-2c-weight-stream-scan.json \\
         --pointwise calibration/data/cpu-xeon-gnr-2c-pointwise-scan.json \\
         --in-network calibration/data/cpu-xeon-gnr-2c-leaves-in-patterns.json \\
+        --activations calibration/data/cpu-xeon-gnr-2c-activation-scan.json \\
         --peak-gflops-per-core 256 [--cores 2] [--thread-efficiency 0.85] [--json]
 
 Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
@@ -53,6 +54,11 @@ Prints the efficiency, overhead, bandwidth and occupancy entries of the profile
 - ``in_network`` (``--in-network``, ``scripts/leaves_in_network.py patterns --json``):
   the per-call and per-MB costs ``leaves_in_network.in_network_terms`` fits to the
   synthetic chains' leaf calls (inside the chain over alone), refitted from the file;
+- ``activation_ns_per_element_per_core`` (``--activations``, the activation scan): per
+  activation but ReLU (the scan's memory-bound reference), the scan's ns per element
+  after the elementwise fixed cost, x the effective cores, x the main run's dense 3x3
+  conv time over the scan's (``ACTIVATION_CLOCK_OP``): the activations' math runs at the
+  clock, and a scan taken while the guest ran slower is brought to the main run's clock;
 - ``usable_cache_mib`` (``--weight-stream``, chains of distinct 1-row linears): the most
   weights the scan streamed closer to the 4 MiB copy rate than to the 1 GiB one.
 
@@ -77,6 +83,7 @@ NORM_OPS = ("batchnorm @112", "layernorm 768 x197")
 DEPTHWISE_OPS = ("depthwise 3x3 144 @56", "depthwise 5x5 240 @14")
 MATMUL_OP = "linear 768-3072 x197"  # the one-row linear is memory-bound: the memory side prices it
 AVG_POOL_OP, MAX_POOL_OP = "avgpool 2x2 @56", "maxpool 3x3 s2 @112"
+ACTIVATION_CLOCK_OP = "conv3x3 64-64 @56"  # timed in the main run and beside the activation scan
 
 
 def _bench():
@@ -119,7 +126,7 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
            pool: dict | None = None, depthwise: dict | None = None,
            conv_paths: dict | None = None, alignment: dict | None = None, block: int = 16,
            weight_stream: dict | None = None, pointwise: dict | None = None,
-           in_network: dict | None = None) -> dict:
+           in_network: dict | None = None, activations: dict | None = None) -> dict:
     """The profile entries (see the module docstring for the rule)."""
     effective = 1 + (cores - 1) * thread_efficiency
     peak = peak_per_core * effective  # GFLOP/s
@@ -206,6 +213,11 @@ def derive(micro: dict, grouped: dict | None, occupancy: dict | None, peak_per_c
             key: round(ns * effective, 2)
             for key, ns in misaligned_ns_per_element(alignment["alignment_scan"], block).items()
             if key != "conv"}
+    if activations:
+        clock = ops[ACTIVATION_CLOCK_OP]["ms"] / activations["reference_ms"][ACTIVATION_CLOCK_OP]
+        out["activation_ns_per_element_per_core"] = {
+            kind: round(ns * effective * clock, 2)
+            for kind, ns in activations["ns_per_element"].items() if kind != "relu"}
     if weight_stream:
         out["usable_cache_mib"] = _bench().usable_cache_mib(
             weight_stream["weight_stream_scan"], cache, micro["bandwidth"]["copy_1GiB_gbs"])
@@ -260,6 +272,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pointwise", type=Path, help="cpu_microbench.py --pointwise-scan output")
     parser.add_argument("--in-network", type=Path,
                         help="leaves_in_network.py patterns --json output")
+    parser.add_argument("--activations", type=Path, help="cpu_microbench.py --activation-scan output")
     parser.add_argument("--peak-gflops-per-core", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--thread-efficiency", type=float, default=0.85)
@@ -273,7 +286,7 @@ def main(argv=None) -> int:
                  args.cores, args.thread_efficiency, load(args.attention), load(args.pool),
                  load(args.depthwise), load(args.conv_paths), load(args.alignment),
                  weight_stream=load(args.weight_stream), pointwise=load(args.pointwise),
-                 in_network=load(args.in_network))
+                 in_network=load(args.in_network), activations=load(args.activations))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

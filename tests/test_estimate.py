@@ -377,6 +377,31 @@ def test_a_cpu_conv_off_the_channel_block_is_priced_as_the_padded_conv():
         padded * (58 / 64) ** 2, rel=1e-9)
 
 
+def test_a_cpu_activation_with_a_measured_cost_per_element_is_priced_by_it():
+    """With ``activation_ns_per_element_per_core`` a GELU's compute time is its outputs x
+    the measured ns per core over the effective cores, not 8 nominal FLOPs per element at
+    the elementwise efficiency (on the Xeon 6 guest GELU took 0.27 ns per element at 2
+    threads, 5x what those FLOPs priced); a ReLU, unlisted, keeps its FLOPs; a profile
+    without the field prices every activation by FLOPs."""
+    import torch.nn as nn
+
+    from netcut.estimate.roofline import price_rows
+
+    profile = load_hardware("xeon-gnr-2c")
+    assert profile.compute.activation_ns_per_element_per_core["gelu"] == 0.46
+    table = trace(nn.Sequential(nn.GELU(), nn.ReLU()), (64, 56, 56)).at(batch=1, dtype="float32")
+    assert list(table.ops) == ["gelu", "relu"]
+    elements = 64 * 56 * 56
+    costs = price_rows(table, profile, "eager")
+    assert costs.compute_s[0] == pytest.approx(elements * 0.46e-9 / 1.85, rel=1e-9)
+    by_flops = elements / (0.3 * 473.6e9)  # 1 FLOP per element at the elementwise share
+    assert costs.compute_s[1] == pytest.approx(by_flops, rel=1e-9)
+    compute = profile.compute.model_copy(update={"activation_ns_per_element_per_core": None})
+    plain = price_rows(table, profile.model_copy(update={"compute": compute}), "eager")
+    assert plain.compute_s[0] == pytest.approx(8 * by_flops, rel=1e-9)
+    assert costs.device_s[0] > plain.device_s[0]  # the math, not the traffic, sets its time now
+
+
 def test_a_cpu_max_pool_pays_for_its_input_as_well_as_its_windows():
     """With ``compute.pool_input_ns_per_core`` a max-pool costs its window elements at
     the pool_max rate plus each input element once: a 3x3 pool at stride 1 reads one

@@ -568,7 +568,7 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
                              attention=load("attention-scan"), pool=load("pool-scan"),
                              depthwise=load("depthwise-scan"), conv_paths=load("conv-path-scan"),
                              alignment=load("alignment-scan"), weight_stream=load("weight-stream-scan"),
-                             in_network=load("leaves-in-patterns"))
+                             in_network=load("leaves-in-patterns"), activations=load("activation-scan"))
     profile = load_hardware("xeon-gnr-2c")
     for cls, value in derived["efficiency"]["compute"].items():
         assert profile.efficiency.compute[cls] == value, cls
@@ -585,6 +585,7 @@ def test_the_shipped_xeon_gnr_profile_holds_what_its_micro_benchmarks_give():
     assert dict(profile.compute.misaligned_factor) == derived["misaligned_factor"]
     assert dict(profile.compute.misaligned_ns_per_element_per_core) == derived["misaligned_ns_per_element_per_core"]
     assert profile.memory.usable_cache_mib == derived["usable_cache_mib"]
+    assert dict(profile.compute.activation_ns_per_element_per_core) == derived["activation_ns_per_element_per_core"]
     assert profile.overhead["eager"].in_network.model_dump() == derived["in_network"]
     assert profile.memory.network_bandwidth_gbs_per_core is None  # in_network replaced it
     assert profile.compute.peak_gflops_per_core["avx512"]["float32"] == 256.0

@@ -130,6 +130,7 @@ class ProfileVectors:
     misaligned_pointwise_s: float = 0.0  # CPU: seconds per element moved, in place of the factor
     misaligned_depthwise_s: float = 0.0  # ... for depthwise convs (0: the factor)
     in_network: dict | None = None  # CPU eager: overhead.eager.in_network's fields (None: none)
+    activation_s: dict | None = None  # CPU: seconds per output element, by op kind (None: none)
 
 
 def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
@@ -170,6 +171,7 @@ def profile_vectors(profile, dtype: str, mode: str) -> ProfileVectors:
         onednn_conv_s=(overhead.onednn_conv_us * 1e-6
                        if profile.kind == "cpu" and overhead.onednn_conv_us is not None else None),
         in_network=_in_network_terms(profile, overhead),
+        activation_s=_activation_seconds(profile),
         **_misaligned_vectors(profile),
     )
     if cache is not None:
@@ -183,6 +185,14 @@ def _in_network_terms(profile, overhead) -> dict | None:
     if profile.kind != "cpu" or terms is None:
         return None
     return dict(terms) if isinstance(terms, dict) else terms.model_dump()
+
+
+def _activation_seconds(profile) -> dict | None:
+    """Seconds per output element of the activations a CPU profile measured (None: none)."""
+    per_core = getattr(profile.compute, "activation_ns_per_element_per_core", None) if profile.kind == "cpu" else None
+    if not per_core:
+        return None
+    return {kind: ns * 1e-9 / profile.effective_cores() for kind, ns in per_core.items()}
 
 
 def _misaligned_vectors(profile) -> dict:
@@ -376,6 +386,9 @@ def price_rows(table: LayerTable, profile, mode: str) -> RowCosts:
                                np.where(cls == _DEPTHWISE_IDX, v.misaligned_depthwise_s, 0.0))
         moved = (table.inputs + table.outputs) * per_element
         compute_s = np.where(off, np.where(per_element > 0, compute_s + moved, compute_s * factor), compute_s)
+    if v.activation_s:  # measured per element: the nominal FLOPs of erf or exp say little
+        per_element = np.array([v.activation_s.get(op, 0.0) for op in table.ops])
+        compute_s = np.where(per_element > 0, table.outputs * per_element, compute_s)
     traffic = table.bytes_read + table.bytes_written
     streamed = streamed_weights(table, v) if v.cache_bandwidth > 0 else 0.0
     traffic = traffic - streamed  # read after the roofline, at DRAM speed (below)

@@ -252,6 +252,13 @@ class CpuCompute(_ComputeBase):
         "(ns with one core; scripts/cpu_microbench.py --alignment-scan). None = the factor"
     )
 
+    activation_ns_per_element_per_core: dict[str, Positive] | None = Field(
+        None, description="activations whose math, not their traffic, sets their time "
+        "(erf, exp, divisions): ns one core spends per output element, by op kind (gelu, "
+        "silu, sigmoid...), in place of their nominal FLOPs at the elementwise efficiency "
+        "(scripts/cpu_microbench.py --activation-scan). None = FLOPs per element"
+    )
+
     @model_validator(mode="after")
     def _units(self) -> "CpuCompute":
         self._check_units(self.peak_gflops_per_core)
