@@ -29,8 +29,8 @@ it) at ViT and Swin shapes, and one on 4 tokens of width 16 for the class's fixe
 the source of a CPU profile's ``attention`` efficiency. ``--activation-scan`` times
 GELU, SiLU, sigmoid, hard-swish, hard-sigmoid, tanh and ReLU on cache-resident inputs:
 ns per element for the activations whose math sets their time (a CPU profile's
-``activation_ns_per_element_per_core``), with a dense conv beside them for the clock. ``--alignment-scan`` times 1x1,
-dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
+``activation_ns_per_element_per_core``), with a dense conv beside them for the clock.
+``--alignment-scan`` times 1x1, dense 3x3 and depthwise 3x3 convs C -> C with C off a multiple of 16, each beside the
 next multiple (the evidence for a CPU profile's ``channel_block``). ``--depthwise-scan``
 times depthwise 3x3 and 5x5 convs over strides and sizes and fits ms = fixed + a x inputs
 + b x outputs + c x FLOPs (the source of a CPU profile's ``depthwise_*_ns_per_core``).
@@ -555,7 +555,6 @@ def usable_cache_mib(scan: list[dict], cache_gbs: float, dram_gbs: float) -> flo
     return max(fast) if fast else 0.0
 
 
-#: the runs that time one scan alone: flag -> what it times
 #: activations netcut prices by their math rather than their traffic, as PyTorch calls them
 #: in torchvision's networks (GELU in ConvNeXt and ViT, SiLU and sigmoid in EfficientNet,
 #: hard-swish and hard-sigmoid in MobileNetV3); ReLU as the memory-bound reference
@@ -586,6 +585,7 @@ def activation_fit(scan: list[dict], fixed_us: float) -> dict[str, float]:
                                    for r in scan if r["kind"] == kind])) for kind in kinds}
 
 
+#: the runs that time one scan alone: flag -> what it times
 SCANS = {
     "activation-scan": "activations on cache-resident inputs, per element",
     "conv-scan": "the dense conv scan",
@@ -662,7 +662,8 @@ def main(argv=None) -> int:
     elif args.activation_scan:
         rows = _activation_scan(args.repeats)
         fixed = fixed_us("elementwise")
-        # a dense conv beside them: the clock the guest ran at, against the main run's
+        # the main run's dense 3x3 conv beside them (without its bias, which oneDNN fuses):
+        # the clock the guest ran at, against the main run's
         reference = _time(nn.Conv2d(64, 64, 3, 1, 1, bias=False), [torch.randn(1, 64, 56, 56)], args.repeats)
         scan = {"activation_scan": rows, "fixed_us": {"elementwise": fixed},
                 "reference_ms": {"conv3x3 64-64 @56": reference},

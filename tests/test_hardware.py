@@ -156,6 +156,9 @@ BROKEN = {
     "channel_block_zero": (_mutated(_set("compute", "channel_block", 0)), ["compute.channel_block", "0"]),
     "pool_input_negative": (_mutated(_set("compute", "pool_input_ns_per_core", -1.0)),
                             ["compute.pool_input_ns_per_core", "-1"]),
+    "activation_unknown_kind": (_mutated(_set("compute", "activation_ns_per_element_per_core",
+                                              {"gelu_fast": 0.3})),
+                                ["compute.activation_ns_per_element_per_core", "gelu_fast"]),
 }
 
 

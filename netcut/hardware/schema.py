@@ -27,6 +27,9 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 DtypeName = Literal["float32", "float16", "bfloat16", "int8"]
 OpClassOrDefault = Literal[OP_CLASSES + ("default",)]  # type: ignore[valid-type]
 #: efficiency keys: the op classes, their efficiency-only subclasses and ``default``
+#: the activations a CPU profile may price per element (op kinds of netcut's tables)
+ActivationKind = Literal["relu", "relu6", "hardtanh", "leaky_relu", "sigmoid", "tanh", "silu", "gelu",
+                         "hardswish", "hardsigmoid", "mish"]
 EfficiencyKey = Literal[OP_CLASSES + tuple(EFFICIENCY_SUBCLASSES) + ("default",)]  # type: ignore[valid-type]
 ModeName = Literal["eager", "graph", "fused"]
 
@@ -252,7 +255,7 @@ class CpuCompute(_ComputeBase):
         "(ns with one core; scripts/cpu_microbench.py --alignment-scan). None = the factor"
     )
 
-    activation_ns_per_element_per_core: dict[str, Positive] | None = Field(
+    activation_ns_per_element_per_core: dict[ActivationKind, Positive] | None = Field(
         None, description="activations whose math, not their traffic, sets their time "
         "(erf, exp, divisions): ns one core spends per output element, by op kind (gelu, "
         "silu, sigmoid...), in place of their nominal FLOPs at the elementwise efficiency "
