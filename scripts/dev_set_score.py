@@ -14,6 +14,11 @@ row minimums. It also prints the calibration's own figures: the uncalibrated pro
 on the calibration rows, and the leave-models-out error. ``--set`` changes numbers of
 the profile first (dotted paths, as ``netcut calibrate`` names them), so a variant can
 be judged here before anyone looks at held-out rows.
+
+Two more development sets take ``--data``: ``cpu-xeon-gnr-2c-dev2/`` (9 more networks)
+and ``cpu-xeon-gnr-2c-dev3/`` (8 networks of the held-out families, six of them built by
+``netcut.zoo.variants``). Both were measured while the guest ran slower (their READMEs
+say by how much), so their calibrated figures are the ones to compare.
 """
 
 from __future__ import annotations
